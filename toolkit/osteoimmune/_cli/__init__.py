@@ -1,0 +1,1 @@
+"""Sub-commands of the ``osteoimmune`` command line, one module per group."""

@@ -1,0 +1,28 @@
+"""Scoring engine: one module per method on a shared chunked runner."""
+
+from __future__ import annotations
+
+from ._base import GeneStats, ScoreContext, ScoringMethod
+from ._runner import compute_gene_stats, run_method
+from ._source import MatrixSource
+from .aucell import AUCell
+from .module import ModuleScore
+from .ucell import UCell
+from .zmean import ZMean
+
+METHODS: dict[str, type[ScoringMethod]] = {
+    "module": ModuleScore,
+    "aucell": AUCell,
+    "ucell": UCell,
+    "zmean": ZMean,
+}
+
+try:  # scDRS lives in its own module
+    from .scdrs import ScDRS
+
+    METHODS["scdrs"] = ScDRS
+except ImportError:  # pragma: no cover
+    pass
+
+__all__ = ["METHODS", "GeneStats", "MatrixSource", "ScoreContext", "ScoringMethod",
+           "compute_gene_stats", "run_method"]

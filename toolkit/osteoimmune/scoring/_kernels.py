@@ -1,0 +1,242 @@
+"""Numba kernels shared by the scoring methods.
+
+Every kernel walks rows in order and accumulates in a fixed order, so results do not depend
+on how the rows were split into chunks (bit-identical across chunk sizes and storage).
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+
+_BLOCK = 64
+
+
+@nb.njit(cache=True)
+def gene_stats_update(indptr, indices, data, sum64, sumsq64, nnz, sum32, do_expm1,
+                      esum, esumsq, glob):
+    """Accumulate per-gene sums over the rows of one CSR chunk, row by row.
+
+    ``glob`` holds [n_nonfinite, n_nonint, max, min, n_stored_nonzero].
+    """
+    n_rows = indptr.shape[0] - 1
+    for i in range(n_rows):
+        for p in range(indptr[i], indptr[i + 1]):
+            x = data[p]
+            if not np.isfinite(x):
+                glob[0] += 1
+                continue
+            if x == 0:
+                continue
+            j = indices[p]
+            xf = np.float64(x)
+            sum64[j] += xf
+            sumsq64[j] += xf * xf
+            sum32[j] = np.float32(sum32[j] + np.float32(x))
+            nnz[j] += 1
+            if xf != np.floor(xf):
+                glob[1] += 1
+            if xf > glob[2]:
+                glob[2] = xf
+            if xf < glob[3]:
+                glob[3] = xf
+            glob[4] += 1
+            if do_expm1:
+                e = np.expm1(xf)
+                esum[j] += e
+                esumsq[j] += e * e
+
+
+@nb.njit(parallel=True, cache=True)
+def csr_times_sparse(indptr, indices, data, w_indptr, w_indices, w_data, n_cols):
+    """``out = X_chunk @ W`` in float64 with W given as CSR (genes × columns).
+
+    Each output row accumulates over the row's stored entries in storage order.
+    """
+    n_rows = indptr.shape[0] - 1
+    out = np.zeros((n_rows, n_cols), dtype=np.float64)
+    for i in nb.prange(n_rows):
+        for p in range(indptr[i], indptr[i + 1]):
+            x = np.float64(data[p])
+            if x == 0:
+                continue
+            j = indices[p]
+            for q in range(w_indptr[j], w_indptr[j + 1]):
+                out[i, w_indices[q]] += x * w_data[q]
+    return out
+
+
+@nb.njit(cache=True)
+def _lower_count(sorted_arr, n, value):
+    """Number of entries of sorted_arr[:n] strictly below value (binary search)."""
+    lo, hi = 0, n
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if sorted_arr[mid] < value:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@nb.njit(parallel=True, cache=True)
+def aucell_chunk(indptr, indices, data, kept_pos, perm_pos, n_kept, n_up,
+                 set_ptr, set_genes, max_auc):
+    """AUCell recovery AUC, decoupler semantics.
+
+    Ranks are ordinal over the kept genes, decreasing value, ties broken by ``perm_pos``
+    (the position of the gene in decoupler's seeded permutation). A set gene with rank
+    r < n_up adds ``n_up - r``; the sum is divided by ``max_auc`` of the set.
+    """
+    n_rows = indptr.shape[0] - 1
+    n_sets = set_ptr.shape[0] - 1
+    n_genes = kept_pos.shape[0]
+    out = np.zeros((n_rows, n_sets), dtype=np.float64)
+    n_blocks = (n_rows + _BLOCK - 1) // _BLOCK
+    for b in nb.prange(n_blocks):
+      rank = np.zeros(n_genes, dtype=np.int64)  # 0 = not stored (zero); reset per row
+      for i in range(b * _BLOCK, min(n_rows, (b + 1) * _BLOCK)):
+        start, stop = indptr[i], indptr[i + 1]
+        m = stop - start
+        vals = np.empty(m, dtype=np.float64)
+        gp = np.empty(m, dtype=np.int64)   # perm position
+        gid = np.empty(m, dtype=np.int64)  # gene index
+        k = 0
+        n_pos = 0
+        for p in range(start, stop):
+            x = np.float64(data[p])
+            j = indices[p]
+            if x == 0 or kept_pos[j] < 0:
+                continue
+            vals[k] = x
+            gp[k] = perm_pos[kept_pos[j]]
+            gid[k] = j
+            if x > 0:
+                n_pos += 1
+            k += 1
+        vals = vals[:k]
+        gp = gp[:k]
+        gid = gid[:k]
+        # order by perm position, then stable by decreasing value
+        o1 = np.argsort(gp)
+        o2 = np.argsort(-vals[o1], kind="mergesort")
+        order = o1[o2]
+        n_neg = k - n_pos
+        n_zero = n_kept - k
+        for r in range(k):
+            e = order[r]
+            if r < n_pos:
+                rank[gid[e]] = r + 1
+            else:  # negative values rank after every zero
+                rank[gid[e]] = n_zero + r + 1
+        zeros_matter = n_pos + 1 < n_up
+        if zeros_matter:
+            sorted_gp = np.sort(gp)
+        for s in range(n_sets):
+            acc = 0.0
+            for q in range(set_ptr[s], set_ptr[s + 1]):
+                g = set_genes[q]
+                r = rank[g]
+                if r == 0:
+                    if not zeros_matter:
+                        continue
+                    pp = perm_pos[kept_pos[g]]
+                    r = n_pos + (pp - _lower_count(sorted_gp, k, pp)) + 1
+                if r < n_up:
+                    acc += n_up - r
+            out[i, s] = acc / max_auc[s]
+        for r in range(k):
+            rank[gid[r]] = 0
+        _ = n_neg
+    return out
+
+
+@nb.njit(parallel=True, cache=True)
+def ucell_chunk(indptr, indices, data, n_genes, max_rank, set_ptr, set_genes, set_sign,
+                n_miss_pos, n_miss_neg, w_neg):
+    """UCell scores (R UCell >= 2.7.6 semantics).
+
+    Ranks are decreasing with ties averaged over all genes (zeros share their average
+    rank); ranks above ``max_rank`` are set to ``max_rank``; missing genes count with rank
+    ``max_rank``. U = 1 - (sum(r) - n(n+1)/2) / (n*max_rank - n(n+1)/2);
+    score = max(0, U_pos - w_neg * U_neg); a set with no positive gene scores 0.
+    """
+    n_rows = indptr.shape[0] - 1
+    n_sets = set_ptr.shape[0] - 1
+    out = np.zeros((n_rows, n_sets), dtype=np.float64)
+    n_blocks = (n_rows + _BLOCK - 1) // _BLOCK
+    for b in nb.prange(n_blocks):
+      rank = np.zeros(n_genes, dtype=np.float64)  # 0 = zero value; reset per row
+      for i in range(b * _BLOCK, min(n_rows, (b + 1) * _BLOCK)):
+        start, stop = indptr[i], indptr[i + 1]
+        m = stop - start
+        vals = np.empty(m, dtype=np.float64)
+        gid = np.empty(m, dtype=np.int64)
+        k = 0
+        n_pos = 0
+        for p in range(start, stop):
+            x = np.float64(data[p])
+            if x == 0:
+                continue
+            vals[k] = x
+            gid[k] = indices[p]
+            if x > 0:
+                n_pos += 1
+            k += 1
+        vals = vals[:k]
+        gid = gid[:k]
+        order = np.argsort(-vals, kind="mergesort")
+        n_zero = n_genes - k
+        r = 0
+        while r < k:
+            # tie group [r, t)
+            t = r + 1
+            v = vals[order[r]]
+            while t < k and vals[order[t]] == v:
+                t += 1
+            base = 0.0 if r < n_pos else float(n_zero)
+            avg = base + (r + 1 + t) / 2.0
+            for u in range(r, t):
+                rank[gid[order[u]]] = avg
+            r = t
+        zero_rank = n_pos + (n_zero + 1) / 2.0
+        for s in range(n_sets):
+            sum_pos = 0.0
+            sum_neg = 0.0
+            c_pos = n_miss_pos[s]
+            c_neg = n_miss_neg[s]
+            sum_pos += c_pos * max_rank
+            sum_neg += c_neg * max_rank
+            for q in range(set_ptr[s], set_ptr[s + 1]):
+                g = set_genes[q]
+                rr = rank[g]
+                if rr == 0:
+                    rr = zero_rank
+                if rr > max_rank:
+                    rr = max_rank
+                if set_sign[q] > 0:
+                    sum_pos += rr
+                    c_pos += 1
+                else:
+                    sum_neg += rr
+                    c_neg += 1
+            if c_pos == 0:
+                out[i, s] = 0.0
+                continue
+            u_pos = 0.0
+            smin = c_pos * (c_pos + 1) / 2.0
+            smax = c_pos * max_rank
+            if smax != smin:
+                u_pos = 1.0 - (sum_pos - smin) / (smax - smin)
+            u_neg = 0.0
+            if c_neg > 0:
+                smin = c_neg * (c_neg + 1) / 2.0
+                smax = c_neg * max_rank
+                if smax != smin:
+                    u_neg = 1.0 - (sum_neg - smin) / (smax - smin)
+            sc = u_pos - w_neg * u_neg
+            out[i, s] = sc if sc > 0 else 0.0
+        for r in range(k):
+            rank[gid[r]] = 0.0
+    return out

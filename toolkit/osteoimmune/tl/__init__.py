@@ -1,0 +1,5 @@
+"""Analysis verbs: scoring, aggregation, association, meta-analysis."""
+
+from ._score import score
+
+__all__ = ["score"]

@@ -1,0 +1,192 @@
+"""``oi.tl.score``: score many signatures in one pass over the expression matrix."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+
+from .._version import __version__
+from ..pp._checks import detect_scale, scale_error
+from ..scoring import METHODS, MatrixSource, ScoreContext, run_method
+from ..scoring._runner import describe
+from ..signatures._matching import match_signatures
+from ..signatures._signature import as_signature_list
+
+__all__ = ["score"]
+
+
+def _resolve_matrix(adata: AnnData, layer: str | None, use_raw: bool | None):
+    if layer is not None and use_raw:
+        raise ValueError("Pass either layer= or use_raw=True, not both.")
+    if use_raw is None:
+        use_raw = adata.raw is not None and layer is None
+    if use_raw:
+        if adata.raw is None:
+            raise ValueError("use_raw=True but adata.raw is empty; pass use_raw=False or a layer.")
+        return adata.raw.X, adata.raw.var_names, adata.raw.var, "adata.raw.X"
+    if layer is not None:
+        if layer not in adata.layers:
+            raise KeyError(f"Layer {layer!r} not found; available layers: "
+                           f"{list(adata.layers.keys()) or 'none'}.")
+        return adata.layers[layer], adata.var_names, adata.var, f"adata.layers[{layer!r}]"
+    return adata.X, adata.var_names, adata.var, "adata.X"
+
+
+def _obs_word(adata: AnnData) -> str:
+    kind = adata.uns.get("osteoimmune", {}).get("data_type") if "osteoimmune" in adata.uns \
+        else None
+    if kind in ("bulk", "microarray", "rnaseq"):
+        return "samples"
+    return "cells"
+
+
+def score(
+    adata: AnnData,
+    signatures: Any,
+    method: str = "module",
+    *,
+    layer: str | None = None,
+    use_raw: bool | None = None,
+    gene_symbols: str | None = None,
+    species: str | None = None,
+    random_state: int | None = 0,
+    inplace: bool = False,
+    key_added: str | None = None,
+    chunk_size: int = 10_000,
+    progress: bool = True,
+    min_coverage: float = 0.5,
+    allow_counts: bool = False,
+    **method_options: Any,
+) -> pd.DataFrame:
+    """Score observations for many gene signatures in one pass over the matrix.
+
+    Parameters
+    ----------
+    adata
+        Observations (cells, or samples of bulk data) × genes. ``X`` may be a scipy sparse
+        matrix, a numpy array, a backed dataset (``read_h5ad(..., backed="r")``) or a dask
+        array.
+    signatures
+        A :class:`~osteoimmune.signatures.SignatureLibrary`, a
+        :class:`~osteoimmune.signatures.Signature`, a list of signatures, a dict
+        ``{name: [genes]}`` (UCell-style ``-`` suffix for down genes) or a path to a GMT file.
+    method
+        ``"module"`` (scanpy/Seurat module score), ``"aucell"``, ``"ucell"``, ``"zmean"``
+        (weighted mean of gene z-scores) or ``"scdrs"`` (matched control sets with per-cell
+        p-values).
+    layer
+        Use ``adata.layers[layer]`` instead of ``X``.
+    use_raw
+        Use ``adata.raw``; ``None`` (default) uses it when present and no layer is given,
+        as scanpy does.
+    gene_symbols
+        Column of ``adata.var`` holding gene symbols, when ``var_names`` are other ids.
+    species
+        Species of the data (``"human"``/``"mouse"``) for alias resolution.
+    random_state
+        Seed for every random choice (control genes of ``module`` and ``scdrs``).
+    inplace
+        Store the scores in ``adata.obsm[key_added]`` (default ``f"{method}_scores"``) and
+        the coverage report and parameters in ``adata.uns["osteoimmune"]``.
+    key_added
+        Key in ``.obsm`` when ``inplace=True``.
+    chunk_size
+        Observations per chunk; bounds the memory of a pass. Results do not depend on it.
+    progress
+        Show tqdm progress bars.
+    min_coverage
+        Warn for signatures with a smaller fraction of their genes found.
+    allow_counts
+        Score data that look like raw counts with a method that expects log data.
+    **method_options
+        Options of the method: ``ctrl_size``, ``n_bins``, ``gene_pool`` (module); ``n_up``
+        (aucell); ``max_rank``, ``w_neg``, ``missing_genes`` (ucell); ``n_ctrl``,
+        ``n_mean_bin``, ``n_var_bin`` (scdrs).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``adata.obs_names``, one column per signature (scDRS adds ``<name>_pval``).
+        ``.attrs`` holds ``"coverage"`` (DataFrame: requested/found/missing per signature)
+        and ``"params"`` (method, reference, options, version).
+
+    Raises
+    ------
+    ValueError
+        Unknown method, a signature with no gene in the data, NaN values, or raw counts
+        given to a method that expects log-normalised data.
+    """
+    if not isinstance(adata, AnnData):
+        raise TypeError(f"adata must be an AnnData object, got {type(adata).__name__}; "
+                        "wrap a matrix with anndata.AnnData(X, obs=..., var=...).")
+    if method not in METHODS:
+        raise ValueError(f"Unknown method {method!r}; choose one of {sorted(METHODS)}.")
+    if adata.n_obs == 0 or adata.n_vars == 0:
+        raise ValueError(f"adata is empty ({adata.n_obs} × {adata.n_vars}); nothing to score.")
+    t0 = time.perf_counter()
+    cls = METHODS[method]
+    meth = cls(**method_options)
+    X, var_names, var, where = _resolve_matrix(adata, layer, use_raw)
+    if gene_symbols is not None:
+        if gene_symbols not in var.columns:
+            raise KeyError(f"gene_symbols={gene_symbols!r} is not a column of adata.var "
+                           f"(columns: {list(var.columns)}).")
+        match_names = pd.Index(var[gene_symbols].astype(str))
+    else:
+        match_names = pd.Index(var_names.astype(str))
+    obs_word = _obs_word(adata)
+    sigs = as_signature_list(signatures)
+    names = [s.name for s in sigs]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ValueError(f"Duplicated signature names: {dup}; names become column names and "
+                         "must be unique.")
+    matched, coverage = match_signatures(sigs, match_names, species=species,
+                                         min_coverage=min_coverage, obs_word=obs_word)
+    source = MatrixSource(X)
+    indptr, _, data = source.first_rows(chunk_size)
+    report = detect_scale(data, len(indptr) - 1, source.shape[1])
+    if not meth.accepts_counts and not allow_counts:
+        msg = scale_error(report, method, where, obs_word)
+        if msg:
+            raise ValueError(msg)
+    if not meth.accepts_negative and report.kind == "scaled":
+        raise ValueError(
+            f"{where} holds negative values (scaled or centred data); method={method!r} needs "
+            "log-normalised expression. Use the unscaled data (adata.raw or a layer)."
+        )
+    ctx = ScoreContext(matched=matched, n_obs=source.shape[0], n_vars=source.shape[1],
+                       var_names=pd.Index(var_names.astype(str)), stats=None,
+                       random_state=random_state, obs_word=obs_word)
+    result = run_method(meth, source, ctx, obs_names=adata.obs_names, chunk_size=int(chunk_size),
+                        progress=progress)
+    params = {**describe(meth), "random_state": random_state, "matrix": where,
+              "input_scale": report.kind, "n_obs": int(source.shape[0]),
+              "n_vars": int(source.shape[1]), "osteoimmune_version": __version__,
+              "seconds": round(time.perf_counter() - t0, 3)}
+    result.attrs["coverage"] = coverage
+    result.attrs["params"] = params
+    if inplace:
+        key = key_added or f"{method}_scores"
+        adata.obsm[key] = result
+        store = adata.uns.setdefault("osteoimmune", {})
+        store[key] = {"params": _jsonable(params), "coverage": coverage.reset_index()}
+    return result
+
+
+def _jsonable(d: dict) -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out[k] = _jsonable(v)
+        elif isinstance(v, np.generic):
+            out[k] = v.item()
+        elif v is None:
+            out[k] = "None"
+        else:
+            out[k] = v
+    return out
