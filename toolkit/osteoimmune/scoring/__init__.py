@@ -7,6 +7,7 @@ from ._runner import compute_gene_stats, run_method
 from ._source import MatrixSource
 from .aucell import AUCell
 from .module import ModuleScore
+from .scdrs import ScDRS
 from .ucell import UCell
 from .zmean import ZMean
 
@@ -15,14 +16,8 @@ METHODS: dict[str, type[ScoringMethod]] = {
     "aucell": AUCell,
     "ucell": UCell,
     "zmean": ZMean,
+    "scdrs": ScDRS,
 }
-
-try:  # scDRS lives in its own module
-    from .scdrs import ScDRS
-
-    METHODS["scdrs"] = ScDRS
-except ImportError:  # pragma: no cover
-    pass
 
 __all__ = ["METHODS", "GeneStats", "MatrixSource", "ScoreContext", "ScoringMethod",
            "compute_gene_stats", "run_method"]
