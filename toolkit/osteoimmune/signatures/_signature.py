@@ -136,6 +136,88 @@ class Signature:
             weights = kwargs.pop("weights")
         return cls(name=name, genes=tuple(out_genes), weights=weights, **kwargs)
 
+    def to_species(self, species: str, *, use_aliases: bool = True,
+                   warn_unmapped: bool = True) -> Signature:
+        """Translate the signature to ``"human"`` or ``"mouse"`` gene symbols.
+
+        Genes are mapped through the shipped human–mouse ortholog table
+        (:func:`osteoimmune.signatures.ortholog_table`: MGI pairs first, else HCOP pairs
+        backed by at least 3 databases, else Ensembl one-to-one pairs with confidence 1).
+        A gene with several orthologs contributes all of them, each with the gene's
+        weight; an ortholog reached from several genes keeps the first gene's weight.
+
+        Parameters
+        ----------
+        species
+            Target species, ``"human"`` or ``"mouse"``.
+        use_aliases
+            Resolve outdated symbols and aliases before mapping.
+        warn_unmapped
+            Emit an :class:`~osteoimmune._utils.OsteoimmuneWarning` naming unmapped genes.
+
+        Returns
+        -------
+        Signature
+            A new signature (same name, tags and provenance) whose
+            ``metadata["conversion"]`` holds the report: ``from``, ``to``, ``n_input``,
+            ``n_mapped``, ``unmapped`` (genes without ortholog), ``one_to_many``
+            (``{gene: [orthologs]}``) and ``collapsed`` (genes whose ortholog was already
+            taken by an earlier gene).
+
+        Raises
+        ------
+        ValueError
+            For an unknown species, or when no gene has an ortholog.
+        """
+        from ._orthologs import _check_species, map_orthologs
+
+        target = _check_species(species)
+        source = _check_species(self.species, f"Signature {self.name!r} species")
+        if target == source:
+            return self
+        mp = map_orthologs(self.genes, source, target, use_aliases=use_aliases)
+        genes: list[str] = []
+        weights: list[float] = []
+        seen: set[str] = set()
+        unmapped: list[str] = []
+        one_to_many: dict[str, list[str]] = {}
+        collapsed: list[str] = []
+        for g, w in zip(self.genes, self.signed_weights):
+            hits = mp[g]
+            if not hits:
+                unmapped.append(g)
+                continue
+            if len(hits) > 1:
+                one_to_many[g] = list(hits)
+            new = [h for h in hits if h not in seen]
+            if not new:
+                collapsed.append(g)
+            for h in new:
+                seen.add(h)
+                genes.append(h)
+                weights.append(float(w))
+        if not genes:
+            raise ValueError(
+                f"Signature {self.name!r}: none of its {len(self.genes)} {source} genes has a "
+                f"{target} ortholog in the shipped table. Check that the signature's species "
+                f"({source!r}) is right (Signature(..., species=...))."
+            )
+        if unmapped and warn_unmapped:
+            from .._utils import warn
+
+            shown = ", ".join(unmapped[:10]) + (" ..." if len(unmapped) > 10 else "")
+            warn(f"Signature {self.name!r}: {len(unmapped)} of {len(self.genes)} {source} genes "
+                 f"have no {target} ortholog and were left out ({shown}); see "
+                 "signature.metadata['conversion'].")
+        report = {"from": source, "to": target, "n_input": len(self.genes),
+                  "n_mapped": len(self.genes) - len(unmapped), "unmapped": unmapped,
+                  "one_to_many": one_to_many, "collapsed": collapsed}
+        meta = {k: v for k, v in self.metadata.items() if k != "conversion"}
+        meta["conversion"] = report
+        keep_w = None if self.weights is None else tuple(weights)
+        return replace(self, genes=tuple(genes), weights=keep_w, species=target,
+                       metadata=meta)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form (for YAML/JSON)."""
         d: dict[str, Any] = {
@@ -249,6 +331,25 @@ class SignatureLibrary(Mapping[str, Signature]):
     def to_dict(self) -> dict[str, list[str]]:
         """``{name: genes}`` (weights dropped)."""
         return {n: list(s.genes) for n, s in self._sigs.items()}
+
+    def to_species(self, species: str, **kwargs: Any) -> SignatureLibrary:
+        """Translate every signature to ``species`` (see :meth:`Signature.to_species`).
+
+        Parameters
+        ----------
+        species
+            ``"human"`` or ``"mouse"``.
+        **kwargs
+            Passed to :meth:`Signature.to_species`.
+
+        Returns
+        -------
+        SignatureLibrary
+            A new library with the same version; each signature's
+            ``metadata["conversion"]`` holds its mapping report.
+        """
+        return SignatureLibrary([s.to_species(species, **kwargs) for s in self._sigs.values()],
+                                version=self.version, metadata=self.metadata)
 
     def to_gmt(self, path: str | os.PathLike) -> Path:
         """Write the library as GMT (name, description, genes). Weights are not kept by GMT;
