@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import time
 from typing import Any
 
@@ -60,6 +61,7 @@ def score(
     progress: bool = True,
     min_coverage: float = 0.5,
     allow_counts: bool = False,
+    compute: bool = True,
     **method_options: Any,
 ) -> pd.DataFrame:
     """Score observations for many gene signatures in one pass over the matrix.
@@ -102,6 +104,13 @@ def score(
         Warn for signatures with a smaller fraction of their genes found.
     allow_counts
         Score data that look like raw counts with a method that expects log data.
+    compute
+        Only used when the matrix is a dask array (scores are computed block by block with
+        ``map_blocks`` on the active dask scheduler, e.g. a ``dask.distributed.Client``).
+        ``True`` (default) returns a pandas DataFrame; ``False`` returns a lazy
+        :class:`dask.dataframe.DataFrame` (gene statistics are computed at call time, the
+        scoring pass on ``.compute()``), without ``.attrs``; not possible with
+        ``inplace=True`` nor for methods normalised over all observations (scDRS).
     **method_options
         Options of the method: ``ctrl_size``, ``n_bins``, ``gene_pool`` (module); ``n_up``
         (aucell); ``max_rank``, ``w_neg``, ``missing_genes`` (ucell); ``n_ctrl``,
@@ -125,10 +134,18 @@ def score(
                         "wrap a matrix with anndata.AnnData(X, obs=..., var=...).")
     if method not in METHODS:
         raise ValueError(f"Unknown method {method!r}; choose one of {sorted(METHODS)}.")
+    if not compute and inplace:
+        raise ValueError("inplace=True stores computed scores; use compute=True, or "
+                         "compute=False with inplace=False and store the result yourself.")
     if adata.n_obs == 0 or adata.n_vars == 0:
         raise ValueError(f"adata is empty ({adata.n_obs} × {adata.n_vars}); nothing to score.")
     t0 = time.perf_counter()
     cls = METHODS[method]
+    allowed = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    unknown = sorted(set(method_options) - set(allowed))
+    if unknown:
+        raise TypeError(f"Unknown option(s) for method={method!r}: {', '.join(unknown)}; "
+                        f"its options are: {', '.join(allowed) or 'none'}.")
     meth = cls(**method_options)
     X, var_names, var, where = _resolve_matrix(adata, layer, use_raw)
     if gene_symbols is not None:
@@ -163,7 +180,9 @@ def score(
                        var_names=pd.Index(var_names.astype(str)), stats=None,
                        random_state=random_state, obs_word=obs_word)
     result = run_method(meth, source, ctx, obs_names=adata.obs_names, chunk_size=int(chunk_size),
-                        progress=progress)
+                        progress=progress, compute=compute)
+    if not isinstance(result, pd.DataFrame):  # lazy dask result (compute=False)
+        return result
     params = {**describe(meth), "random_state": random_state, "matrix": where,
               "input_scale": report.kind, "n_obs": int(source.shape[0]),
               "n_vars": int(source.shape[1]), "osteoimmune_version": __version__,

@@ -1,0 +1,182 @@
+"""Parity of oi.tl.score with the reference tools (scanpy, decoupler, pyUCell)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from conftest import make_synthetic
+
+import osteoimmune as oi
+
+sc = pytest.importorskip("scanpy")
+
+
+def _random_sets(genes, sizes, seed=1, extra_missing=()):
+    rng = np.random.default_rng(seed)
+    sets = {f"set{n}_{i}": list(rng.choice(genes, size=n, replace=False))
+            for i, n in enumerate(sizes)}
+    for i, g in enumerate(extra_missing):
+        first = next(iter(sets))
+        sets[first] = [*sets[first], g]
+    return sets
+
+
+def _scanpy_scores(adata, sets, **kw):
+    out = {}
+    for name, genes in sets.items():
+        b = adata.copy()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sc.tl.score_genes(b, genes, score_name="ref", **kw)
+        out[name] = b.obs["ref"].to_numpy()
+    return pd.DataFrame(out, index=adata.obs_names)
+
+
+@pytest.mark.parametrize("use_raw", [True, False])
+def test_module_equals_scanpy_pbmc68k(pbmc68k, use_raw):
+    genes = list(pbmc68k.raw.var_names)
+    sets = _random_sets(genes, [1, 3, 10, 50, 300], extra_missing=["NOT_A_GENE"])
+    sets["monocyte"] = ["LYZ", "S100A8", "S100A9", "FCN1", "CD14", "TYROBP"]  # CD14 absent
+    ours = oi.tl.score(pbmc68k, sets, method="module", use_raw=use_raw, progress=False)
+    ref = _scanpy_scores(pbmc68k, sets, use_raw=use_raw, random_state=0)
+    diff = (ours - ref).abs().to_numpy().max()
+    assert diff < 1e-6, diff
+    assert list(ours.columns) == list(sets)
+    assert ours.attrs["coverage"].loc["monocyte", "n_missing"] == 1
+
+
+@pytest.mark.parametrize("kw", [dict(ctrl_size=10, n_bins=10, random_state=3),
+                                dict(ctrl_size=100, n_bins=25, random_state=0)])
+def test_module_equals_scanpy_synthetic(kw):
+    ad = make_synthetic(n_obs=400, n_vars=600, seed=4)
+    sets = _random_sets(list(ad.var_names), [2, 25, 120], seed=5, extra_missing=["ABSENT1"])
+    # include never-expressed genes in a set
+    sets["with_zero_genes"] = ["G0", "G1", "G10", "G11", "G12"]
+    ours = oi.tl.score(ad, sets, method="module", progress=False, min_coverage=0, **kw)
+    ref = _scanpy_scores(ad, sets, **kw)
+    assert (ours - ref).abs().to_numpy().max() < 1e-6
+
+
+def test_module_dense_float64_equals_scanpy():
+    ad = make_synthetic(n_obs=200, n_vars=300, seed=8, dtype=np.float64)
+    ad.X = ad.X.toarray()
+    sets = _random_sets(list(ad.var_names), [5, 40], seed=2)
+    ours = oi.tl.score(ad, sets, method="module", progress=False)
+    ref = _scanpy_scores(ad, sets, random_state=0)
+    assert (ours - ref).abs().to_numpy().max() < 1e-10
+
+
+def _decoupler_aucell(adata, sets, n_up=None, raw=False):
+    dc = pytest.importorskip("decoupler")
+    var = adata.raw.var_names if raw else adata.var_names
+    net = pd.DataFrame([(n, g) for n, gs in sets.items() for g in gs if g in set(var)],
+                       columns=["source", "target"])
+    b = adata.copy()
+    kw = {} if n_up is None else {"n_up": n_up}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dc.mt.aucell(b, net, raw=raw, tmin=1, **kw)
+    return b.obsm["score_aucell"]
+
+
+@pytest.mark.parametrize("n_up", [None, 50, 17.2])
+def test_aucell_equals_decoupler_pbmc68k(pbmc68k, n_up):
+    genes = list(pbmc68k.raw.var_names)
+    sets = _random_sets(genes, [1, 5, 30, 200], seed=11)
+    sets["monocyte"] = ["LYZ", "S100A8", "S100A9", "FCN1", "TYROBP", "CST3"]
+    ref = _decoupler_aucell(pbmc68k, sets, n_up=n_up, raw=True)
+    kw = {} if n_up is None else {"n_up": n_up}
+    ours = oi.tl.score(pbmc68k, sets, method="aucell", progress=False, **kw)
+    assert (ours.loc[ref.index, ref.columns] - ref).abs().to_numpy().max() < 1e-6
+
+
+def test_aucell_equals_decoupler_synthetic_with_empty_genes_and_negatives():
+    ad = make_synthetic(n_obs=300, n_vars=500, seed=21, density=0.05)
+    sets = _random_sets(list(ad.var_names), [3, 20, 80], seed=3)
+    sets["has_empty"] = ["G0", "G1", "G30", "G31", "G32", "G33"]
+    ref = _decoupler_aucell(ad, sets)
+    with pytest.warns(UserWarning, match="zero in every observation"):
+        ours = oi.tl.score(ad, sets, method="aucell", progress=False)
+    assert (ours.loc[ref.index, ref.columns] - ref).abs().to_numpy().max() < 1e-6
+    # centred data (negative values) rank below the zeros
+    cen = ad.copy()
+    cen.X = ad.X.toarray() - 0.3 * (ad.X.toarray() > 2)
+    ref = _decoupler_aucell(cen, sets, n_up=30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours = oi.tl.score(cen, sets, method="aucell", n_up=30, progress=False)
+    assert (ours.loc[ref.index, ref.columns] - ref).abs().to_numpy().max() < 1e-6
+
+
+def test_ucell_equals_pyucell_pbmc68k(pbmc68k):
+    pyucell = pytest.importorskip("pyucell")
+    genes = list(pbmc68k.raw.var_names)
+    sets = _random_sets(genes, [2, 10, 50], seed=7)
+    sets["signed"] = ["LYZ", "S100A8", "FCN1", "CD3D-", "CD3E-", "MS4A1-"]
+    sets["with_missing"] = ["LYZ", "S100A9", "NOT_A_GENE"]
+    b = pbmc68k.copy()
+    b.X = pbmc68k.raw.X.copy()
+    pyucell.compute_ucell_scores(b, signatures=sets, max_rank=300, n_jobs=1)
+    ours = oi.tl.score(pbmc68k, sets, method="ucell", max_rank=300, progress=False,
+                       min_coverage=0)
+    for name in sets:
+        assert np.abs(b.obs[f"{name}_UCell"].to_numpy() - ours[name].to_numpy()).max() < 1e-5
+
+
+def test_ucell_tiny_gene_space_follows_r_ucell():
+    """R UCell caps maxRank at the number of genes and gives zeros their average rank."""
+    X = np.array([[5.0, 4.0, 0.0, 0.0, 1.0], [0.0, 0.0, 3.0, 2.0, 0.0]])
+    import anndata as ad
+
+    a = ad.AnnData(X, var=pd.DataFrame(index=list("ABCDE")))
+    s = oi.tl.score(a, {"ab": ["A", "B"]}, method="ucell", max_rank=1500, progress=False)
+    # cell 0: ranks A=1, B=2 -> U = 1 - (3 - 3) / (2*5 - 3) = 1
+    # cell 1: A, B are among three zeros ranked 3..5 (average 4) -> U = 1 - (8 - 3) / 7
+    assert s["ab"].tolist() == pytest.approx([1.0, 1 - 5 / 7])
+
+
+def test_zmean_equals_scaled_mean(synthetic):
+    ad = synthetic
+    sets = {"up": ["G10", "G20", "G30", "G40"],
+            "signed": ["G10", "G20", "G50-", "G60-"]}
+    ours = oi.tl.score(ad, sets, method="zmean", progress=False)
+    Z = ad.X.toarray().astype(np.float64)
+    mu, sd = Z.mean(0), Z.std(0, ddof=1)
+    sd[sd == 0] = 1
+    Z = (Z - mu) / sd
+    idx = ad.var_names.get_indexer
+    exp_up = Z[:, idx(["G10", "G20", "G30", "G40"])].mean(1)
+    exp_signed = (Z[:, idx(["G10", "G20"])].sum(1) - Z[:, idx(["G50", "G60"])].sum(1)) / 4
+    np.testing.assert_allclose(ours["up"], exp_up, atol=1e-10)
+    np.testing.assert_allclose(ours["signed"], exp_signed, atol=1e-10)
+    # against scanpy's scale on the dense matrix
+    b = ad.copy()
+    b.X = b.X.toarray().astype(np.float64)
+    sc.pp.scale(b)
+    np.testing.assert_allclose(ours["up"], b[:, ["G10", "G20", "G30", "G40"]].X.mean(1),
+                               atol=1e-6)
+
+
+def test_weighted_zmean():
+    ad = make_synthetic(n_obs=50, n_vars=40, seed=2)
+    sig = oi.signatures.Signature("w", genes=("G7", "G8"), weights=(2.0, -0.5))
+    ours = oi.tl.score(ad, sig, method="zmean", progress=False)
+    Z = ad.X.toarray().astype(np.float64)
+    Z = (Z - Z.mean(0)) / Z.std(0, ddof=1)
+    exp = (2 * Z[:, 7] - 0.5 * Z[:, 8]) / 2.5
+    np.testing.assert_allclose(ours["w"], exp, atol=1e-10)
+
+
+def test_sparse_formats_agree(synthetic):
+    sets = {"a": [f"G{i}" for i in range(10, 40)], "b": ["G5", "G6", "G100"]}
+    for method in ("module", "aucell", "ucell", "zmean"):
+        base = oi.tl.score(synthetic, sets, method=method, progress=False)
+        for conv in (sp.csc_matrix, lambda m: m.toarray(), sp.csr_array):
+            b = synthetic.copy()
+            b.X = conv(synthetic.X)
+            other = oi.tl.score(b, sets, method=method, progress=False)
+            assert np.array_equal(base.to_numpy(), other.to_numpy()), (method, conv)
