@@ -1,4 +1,14 @@
-"""The shared runner: one pass of gene statistics, one scoring pass over row chunks."""
+"""The shared runner: one pass of gene statistics, one scoring pass over row chunks.
+
+Every source (in-memory, backed ``.h5ad``, dask) goes through the same two kernels:
+
+* gene statistics accumulate row by row, in row order, into one running state
+  (:class:`StatsAccumulator`), so the sums do not depend on how rows were chunked;
+* scores are computed per row (:class:`ChunkScorer`), so chunking never changes them.
+
+Dask arrays take the path in :mod:`._dask` (a sequential fold for the statistics,
+``map_blocks`` for the scores), with the same two building blocks, hence the same numbers.
+"""
 
 from __future__ import annotations
 
@@ -11,67 +21,218 @@ from tqdm.auto import tqdm
 
 from ._base import GeneStats, ScoreContext, ScoringMethod
 from ._kernels import csr_times_sparse, gene_stats_update
-from ._source import MatrixSource
+from ._source import Chunk, MatrixSource
+
+__all__ = ["ChunkScorer", "StatsAccumulator", "compute_gene_stats", "describe", "run_method",
+           "stream_passes"]
+
+
+class StatsAccumulator:
+    """Running per-gene sums over rows consumed in row order.
+
+    Parameters
+    ----------
+    n_vars
+        Number of genes.
+    expm1
+        Also accumulate sums of ``expm1(x)`` and its square (scDRS).
+
+    Notes
+    -----
+    The state is a handful of ``n_vars`` arrays (about 50 bytes per gene); it is small
+    enough to travel between dask workers, which is how the dask path keeps the exact
+    row-order accumulation of the in-memory path.
+    """
+
+    def __init__(self, n_vars: int, expm1: bool = False) -> None:
+        self.expm1 = bool(expm1)
+        self.n_rows = 0
+        self.s64 = np.zeros(n_vars)
+        self.sq64 = np.zeros(n_vars)
+        self.nnz = np.zeros(n_vars, dtype=np.int64)
+        self.s32 = np.zeros(n_vars, dtype=np.float32)
+        self.es = np.zeros(n_vars if expm1 else 1)
+        self.esq = np.zeros(n_vars if expm1 else 1)
+        self.glob = np.array([0.0, 0.0, -np.inf, np.inf, 0.0])
+
+    def copy(self) -> StatsAccumulator:
+        """Deep copy (dask tasks must not mutate their inputs)."""
+        new = object.__new__(StatsAccumulator)
+        new.__dict__.update({k: (v.copy() if isinstance(v, np.ndarray) else v)
+                             for k, v in self.__dict__.items()})
+        return new
+
+    def update(self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray) -> None:
+        """Add the rows of one CSR chunk (rows must come in order)."""
+        gene_stats_update(indptr, indices, data, self.s64, self.sq64, self.nnz, self.s32,
+                          self.expm1, self.es, self.esq, self.glob)
+        self.n_rows += len(indptr) - 1
+
+    def result(self, n_obs: int, dtype: np.dtype) -> GeneStats:
+        """The :class:`GeneStats` of all rows added.
+
+        Raises
+        ------
+        ValueError
+            If the matrix holds NaN or infinite values, or not all rows were added.
+        """
+        glob = self.glob
+        if self.n_rows != n_obs:
+            raise RuntimeError(f"Gene statistics saw {self.n_rows} rows, expected {n_obs}.")
+        if glob[0] > 0:
+            raise ValueError(
+                f"The expression matrix holds {int(glob[0])} NaN or infinite values. Replace "
+                "them (e.g. np.nan_to_num) or remove the affected observations before scoring."
+            )
+        native = self.s32 if np.dtype(dtype) == np.float32 else self.s64
+        return GeneStats(
+            n_obs=n_obs, n_vars=len(self.s64), sum=self.s64, sumsq=self.sq64, nnz=self.nnz,
+            sum_native=native.copy(),
+            expm1_sum=self.es if self.expm1 else None,
+            expm1_sumsq=self.esq if self.expm1 else None,
+            n_nonfinite=int(glob[0]), n_nonint=int(glob[1]),
+            max=float(glob[2]) if glob[4] else 0.0, min=float(glob[3]) if glob[4] else 0.0,
+            n_stored_nonzero=int(glob[4]),
+        )
 
 
 def compute_gene_stats(source: MatrixSource, chunk_size: int, expm1: bool = False,
                        progress: bool = False) -> GeneStats:
     """Per-gene sums, sums of squares and non-zero counts in one pass (row order).
 
+    Parameters
+    ----------
+    source
+        The matrix.
+    chunk_size
+        Rows per chunk (bounds memory; results do not depend on it).
+    expm1
+        Also accumulate ``expm1`` sums (scDRS).
+    progress
+        Show a progress bar.
+
+    Returns
+    -------
+    GeneStats
+        Identical, bit for bit, for every storage of the same matrix.
+
     Raises
     ------
     ValueError
         If the matrix holds NaN or infinite values.
     """
+    if source.kind == "dask":
+        from ._dask import dask_gene_stats
+
+        return dask_gene_stats(source, chunk_size, expm1=expm1)
     n_obs, n_vars = source.shape
-    s64 = np.zeros(n_vars)
-    sq64 = np.zeros(n_vars)
-    nnz = np.zeros(n_vars, dtype=np.int64)
-    s32 = np.zeros(n_vars, dtype=np.float32)
-    es = np.zeros(n_vars if expm1 else 1)
-    esq = np.zeros(n_vars if expm1 else 1)
-    glob = np.array([0.0, 0.0, -np.inf, np.inf, 0.0])
+    acc = StatsAccumulator(n_vars, expm1)
     it = source.iter_chunks(chunk_size)
     if progress:
         it = tqdm(it, total=-(-n_obs // chunk_size), desc="gene statistics", unit="chunk",
                   leave=False)
     for ch in it:
-        gene_stats_update(ch.indptr, ch.indices, ch.data, s64, sq64, nnz, s32, expm1, es, esq,
-                          glob)
-    if glob[0] > 0:
-        raise ValueError(
-            f"The expression matrix holds {int(glob[0])} NaN or infinite values. Replace them "
-            "(e.g. np.nan_to_num) or remove the affected observations before scoring."
-        )
-    native = s32 if source.dtype == np.float32 else s64
-    return GeneStats(
-        n_obs=n_obs, n_vars=n_vars, sum=s64, sumsq=sq64, nnz=nnz, sum_native=native.copy(),
-        expm1_sum=es if expm1 else None, expm1_sumsq=esq if expm1 else None,
-        n_nonfinite=int(glob[0]), n_nonint=int(glob[1]),
-        max=float(glob[2]) if glob[4] else 0.0, min=float(glob[3]) if glob[4] else 0.0,
-        n_stored_nonzero=int(glob[4]),
-    )
+        acc.update(ch.indptr, ch.indices, ch.data)
+    return acc.result(n_obs, source.dtype)
+
+
+class ChunkScorer:
+    """First-pass raw output of a prepared method for one chunk (rows × ``n_out``).
+
+    Linear methods run ``X_chunk @ W + offset`` (float64, each row in storage order);
+    the others call :meth:`ScoringMethod.score_chunk`. Rows are independent, so the
+    output of a row never depends on the chunk it came in. Picklable, for dask workers.
+
+    Parameters
+    ----------
+    method
+        A method after :meth:`~ScoringMethod.prepare`.
+    """
+
+    def __init__(self, method: ScoringMethod) -> None:
+        self.method = method
+        self.n_out = method.n_out()
+        lin = method.linear()
+        self.linear = lin is not None
+        if self.linear:
+            W, offset = lin
+            W = sp.csr_matrix(W)
+            W.sort_indices()
+            self.w_indptr = W.indptr.astype(np.int64)
+            self.w_indices = W.indices.astype(np.int64)
+            self.w_data = W.data.astype(np.float64)
+            self.w_cols = int(W.shape[1])
+            self.offset = np.asarray(offset, dtype=np.float64)
+
+    def __call__(self, ch: Chunk) -> np.ndarray:
+        if self.linear:
+            out = csr_times_sparse(ch.indptr, ch.indices, ch.data, self.w_indptr,
+                                   self.w_indices, self.w_data, self.w_cols)
+            out += self.offset
+            return out
+        return self.method.score_chunk(ch)
 
 
 def run_method(method: ScoringMethod, source: MatrixSource, ctx: ScoreContext, *,
                obs_names: pd.Index, chunk_size: int, progress: bool,
-               stats: GeneStats | None = None) -> pd.DataFrame:
-    """Run one method over all chunks and return its result table."""
+               stats: GeneStats | None = None, compute: bool = True):
+    """Run one method over all chunks and return its result table.
+
+    Parameters
+    ----------
+    method
+        The scoring method (not yet prepared).
+    source
+        The matrix.
+    ctx
+        Matched signatures and sizes; ``ctx.stats`` is filled here.
+    obs_names
+        Row labels of the result.
+    chunk_size
+        Rows per chunk.
+    progress
+        Show progress bars (in-memory and backed sources).
+    stats
+        Precomputed gene statistics of the same matrix (skips the statistics pass).
+    compute
+        Only for dask sources: ``False`` returns a lazy :class:`dask.dataframe.DataFrame`
+        (gene statistics are still computed now; the scoring pass is deferred).
+
+    Returns
+    -------
+    pandas.DataFrame or dask.dataframe.DataFrame
+        The method's result table.
+    """
+    if source.kind == "dask":
+        from ._dask import run_method_dask
+
+        return run_method_dask(method, source, ctx, obs_names=obs_names,
+                               chunk_size=chunk_size, progress=progress, stats=stats,
+                               compute=compute)
     if method.needs_stats and stats is None:
         stats = compute_gene_stats(source, chunk_size, expm1=method.needs_expm1,
                                    progress=progress)
     ctx.stats = stats
     method.prepare(ctx)
+    raw = stream_passes(method, source, chunk_size, progress)
+    return method.finalize(raw, obs_names)
+
+
+def stream_passes(method: ScoringMethod, source: MatrixSource, chunk_size: int,
+                  progress: bool) -> np.ndarray:
+    """Run the scoring pass(es) of a prepared method over ``source`` chunk by chunk.
+
+    Chunks come in row order on the ``chunk_size`` grid, for every storage, so methods
+    that keep state across chunks (two-pass scDRS) see exactly the same sequence.
+
+    Returns
+    -------
+    numpy.ndarray
+        Raw first-pass output, observations × ``method.n_out()``.
+    """
     n_obs = source.shape[0]
     raw = np.empty((n_obs, method.n_out()), dtype=np.float64)
-    lin = method.linear()
-    if lin is not None:
-        W, offset = lin
-        W = sp.csr_matrix(W)
-        W.sort_indices()
-        w_indptr = W.indptr.astype(np.int64)
-        w_indices = W.indices.astype(np.int64)
-        w_data = W.data.astype(np.float64)
+    scorer = ChunkScorer(method)
     n_chunks = -(-n_obs // chunk_size)
     passes = 2 if method.two_pass else 1
     for p in range(passes):
@@ -81,16 +242,10 @@ def run_method(method: ScoringMethod, source: MatrixSource, ctx: ScoreContext, *
             it = tqdm(it, total=n_chunks, desc=desc, unit="chunk", leave=False)
         for ch in it:
             if p == 0:
-                if lin is not None:
-                    out = csr_times_sparse(ch.indptr, ch.indices, ch.data, w_indptr, w_indices,
-                                           w_data, W.shape[1])
-                    out += offset
-                else:
-                    out = method.score_chunk(ch)
-                raw[ch.start:ch.stop] = out
+                raw[ch.start:ch.stop] = scorer(ch)
             else:
                 method.second_pass_chunk(ch, raw[ch.start:ch.stop])
-    return method.finalize(raw, obs_names)
+    return raw
 
 
 def describe(method: ScoringMethod) -> dict[str, Any]:

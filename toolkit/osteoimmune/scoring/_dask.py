@@ -1,0 +1,197 @@
+"""Scoring a dask array: gene statistics as an ordered fold, scores with ``map_blocks``.
+
+Works with any dask scheduler, including a :class:`dask.distributed.Client` (the default
+scheduler once a client exists). Blocks of X are produced where dask puts them (workers
+read their own blocks from disk); only small per-gene states and the score blocks travel.
+
+Gene statistics (one reduction pass)
+    Floating-point sums depend on the order of additions, and the in-memory path adds
+    rows one after another (float64 sums, plus a float32 running sum that reproduces
+    scanpy's gene means bit for bit). A tree reduction of per-block partial sums would
+    round differently, and no exact combination of partials can reproduce a sequential
+    float32 running sum. The dask path therefore folds the blocks *in order*: task ``k``
+    takes the running state after block ``k - 1`` (a few arrays of ``n_vars``, ~1 MB for
+    20,000 genes) and block ``k`` and returns the state after block ``k``. Blocks are still
+    read in parallel and where they live; only the cheap O(nnz) accumulation is
+    sequential, and the state moves to the block rather than the block to the driver.
+    The result is bit-identical to the in-memory pass for any chunking.
+
+Scores (one map_blocks pass)
+    Every method scores each row on its own (``X_chunk @ W`` or per-row ranks), so scoring
+    block by block with ``map_blocks`` gives the same numbers as in memory. Within a block
+    rows are processed ``chunk_size`` at a time, bounding the temporary arrays.
+
+Methods that keep state across chunks (``two_pass``: scDRS accumulates column sums and
+then places every control score in a pooled null) cannot be split into independent
+tasks; for them the statistics pass still runs as the fold above, and the scoring passes
+stream the blocks through the driver, in row order, on the same chunk grid as in memory.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ._base import GeneStats, ScoreContext, ScoringMethod
+from ._runner import ChunkScorer, StatsAccumulator, stream_passes
+from ._source import Chunk, MatrixSource
+
+__all__ = ["dask_gene_stats", "run_method_dask", "score_dask_array"]
+
+
+def _iter_block_chunks(block, chunk_size: int, n_cols: int, offset: int = 0):
+    """CSR chunks of at most ``chunk_size`` rows of one in-memory block.
+
+    ``offset`` is the block's first row in the whole matrix: chunk ``start``/``stop`` are
+    global row numbers, as in the in-memory runner.
+    """
+    n = block.shape[0]
+    for s in range(0, n, chunk_size):
+        e = min(n, s + chunk_size)
+        indptr, indices, data = MatrixSource.to_csr_arrays(block[s:e], n_cols)
+        yield Chunk(offset + s, offset + e, indptr, indices, data)
+
+
+def _fold_block(state: StatsAccumulator, block, chunk_size: int, n_cols: int
+                ) -> StatsAccumulator:
+    """State after adding ``block`` (rows in order) to a copy of ``state``."""
+    new = state.copy()
+    for ch in _iter_block_chunks(block, chunk_size, n_cols):
+        new.update(ch.indptr, ch.indices, ch.data)
+    return new
+
+
+def dask_gene_stats(source: MatrixSource, chunk_size: int, expm1: bool = False) -> GeneStats:
+    """Gene statistics of a dask array, bit-identical to the in-memory pass.
+
+    Parameters
+    ----------
+    source
+        A :class:`MatrixSource` of kind ``"dask"``.
+    chunk_size
+        Rows per kernel call inside a block.
+    expm1
+        Also accumulate ``expm1`` sums (scDRS).
+
+    Returns
+    -------
+    GeneStats
+    """
+    import dask
+
+    X = source.X
+    n_obs, n_vars = source.shape
+    blocks = X.to_delayed().ravel()
+    fold = dask.delayed(_fold_block, pure=True)
+    state = dask.delayed(StatsAccumulator(n_vars, expm1), pure=True)
+    for blk in blocks:
+        state = fold(state, blk, int(chunk_size), n_vars)
+    (acc,) = dask.compute(state)
+    return acc.result(n_obs, source.dtype)
+
+
+def _score_block(block, scorer: ChunkScorer, chunk_size: int, n_cols: int,
+                 block_info=None) -> np.ndarray:
+    offset = int(block_info[0]["array-location"][0][0]) if block_info else 0
+    out = np.empty((block.shape[0], scorer.n_out), dtype=np.float64)
+    for ch in _iter_block_chunks(block, chunk_size, n_cols, offset):
+        out[ch.start - offset:ch.stop - offset] = scorer(ch)
+    return out
+
+
+def score_dask_array(method: ScoringMethod, X, chunk_size: int):
+    """Raw first-pass scores of a prepared method as a lazy dask array.
+
+    Parameters
+    ----------
+    method
+        A prepared method.
+    X
+        Dask array with one column block (observations × genes).
+    chunk_size
+        Rows per kernel call inside a block.
+
+    Returns
+    -------
+    dask.array.Array
+        float64, observations × ``method.n_out()``, one row block per block of X,
+        computed with :meth:`dask.array.Array.map_blocks`.
+    """
+    import dask
+
+    scorer = ChunkScorer(method)
+    # one graph key for the prepared method: shipped once to each worker, not per task
+    scorer_d = dask.delayed(scorer, pure=True)
+    return X.map_blocks(_score_block, scorer_d, int(chunk_size), int(X.shape[1]),
+                        dtype=np.float64, chunks=(X.chunks[0], (scorer.n_out,)),
+                        meta=np.empty((0, 0), dtype=np.float64))
+
+
+def _rowwise_finalize(method: ScoringMethod) -> bool:
+    """Whether ``finalize`` maps each row on its own (then it can run per block).
+
+    A method may declare it with a ``finalize_rowwise`` attribute; by default only the
+    base class's ``finalize`` (a plain table of the raw rows) is taken as row-wise.
+    """
+    default = type(method).finalize is ScoringMethod.finalize
+    return bool(getattr(method, "finalize_rowwise", default)) and not method.two_pass
+
+
+def _finalize_block(raw: np.ndarray, names: pd.Index, method: ScoringMethod) -> pd.DataFrame:
+    return method.finalize(raw, names)
+
+
+def run_method_dask(method: ScoringMethod, source: MatrixSource, ctx: ScoreContext, *,
+                    obs_names: pd.Index, chunk_size: int, progress: bool = False,
+                    stats: GeneStats | None = None, compute: bool = True):
+    """:func:`~osteoimmune.scoring.run_method` for a dask array.
+
+    Parameters
+    ----------
+    method, source, ctx, obs_names, chunk_size, progress, stats
+        As for :func:`~osteoimmune.scoring.run_method`.
+    compute
+        ``True``: compute the scores (with the active dask scheduler) and return a pandas
+        DataFrame. ``False``: return a lazy :class:`dask.dataframe.DataFrame` with one
+        partition per row block of X (index = observation names); the gene statistics
+        are computed now, the scoring pass when the frame is computed.
+
+    Returns
+    -------
+    pandas.DataFrame or dask.dataframe.DataFrame
+
+    Raises
+    ------
+    ValueError
+        ``compute=False`` with a method whose normalisation needs all observations
+        (two-pass methods or a non-row-wise ``finalize``, e.g. scDRS p-values).
+    """
+    import dask
+
+    if not compute and not _rowwise_finalize(method):
+        raise ValueError(
+            f"method={method.name!r} normalises its scores over all observations, so it "
+            "cannot return a lazy result; call with compute=True (the scoring still runs "
+            "block by block on the dask scheduler)."
+        )
+    if method.needs_stats and stats is None:
+        stats = dask_gene_stats(source, chunk_size, expm1=method.needs_expm1)
+    ctx.stats = stats
+    method.prepare(ctx)
+    if method.two_pass:
+        # scoring keeps state across chunks (scDRS: column sums, then the pooled null):
+        # stream the blocks through the driver on the in-memory chunk grid and order
+        raw = stream_passes(method, source, chunk_size, progress)
+        return method.finalize(raw, obs_names)
+    arr = score_dask_array(method, source.X, chunk_size)
+    if not compute:
+        import dask.dataframe as dd
+
+        cols = method.columns()
+        bounds = np.concatenate([[0], np.cumsum(arr.chunks[0])])
+        parts = [dask.delayed(_finalize_block, pure=True)(blk, obs_names[s:e], method)
+                 for blk, s, e in zip(arr.to_delayed().ravel(), bounds[:-1], bounds[1:])]
+        meta = method.finalize(np.empty((0, len(cols))), obs_names[:0])
+        return dd.from_delayed(parts, meta=meta, divisions=None, verify_meta=False)
+    (raw,) = dask.compute(arr)
+    return method.finalize(np.ascontiguousarray(raw, dtype=np.float64), obs_names)
