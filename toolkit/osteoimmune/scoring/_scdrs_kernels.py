@@ -309,7 +309,7 @@ def null_positions(indptr, indices, data, r0, r1, w_indptr, w_indices, w_data, n
     final signature scores.
 
     The null value of control i of set s is its standardised score minus the control's mean
-    over cells, or ``zero_value`` when its raw score is exactly 0 (scDRS). ``pos[., s *
+    over cells, or ``zero_value[s]`` when its raw score is exactly 0 (scDRS). ``pos[., s *
     n_ctrl + i]`` receives the number of final scores of set s that are <= the null value.
     """
     k_cols = n_sets * (1 + n_ctrl)
@@ -328,7 +328,7 @@ def null_positions(indptr, indices, data, r0, r1, w_indptr, w_indices, w_data, n
                 o = s * n_ctrl
                 for i in range(n_ctrl):
                     if acc[base + 1 + i] == 0:
-                        t = zero_value
+                        t = zero_value[s]
                     else:
                         t = (cbuf[i] - m) / sd - colmean[o + i]
                     pos[rr, o + i] = _count_le(srt, t)

@@ -385,15 +385,21 @@ class ScDRS(ScoringMethod):
     def _between_passes(self) -> None:
         n_obs, n_ctrl = self._n_obs, self.n_ctrl
         self._colmean = self._colsum / n_obs
-        final = self._norm1 - self._norm1.mean(axis=0)
-        gmin = min(float(final.min()), float(np.min(self._colmin - self._colmean)))
-        final[self._zero] = gmin - 1e-3
+        n_sets = self._n_sets
+        # per-set means over contiguous copies: the summation order of a set does not depend
+        # on the other sets of the call
+        centre = np.array([np.ascontiguousarray(self._norm1[:, s]).mean() if n_obs else 0.0
+                           for s in range(n_sets)])
+        final = self._norm1 - centre
+        # per set: minimum over its cells' scores and all its cells × controls null scores
+        null_min = (self._colmin - self._colmean).reshape(n_sets, n_ctrl).min(axis=1)
+        gmin = np.minimum(final.min(axis=0), null_min) if n_obs else np.zeros(n_sets)
+        final = np.where(self._zero, gmin[None, :] - 1e-3, final)
         self._final = final
         self._gmin = gmin
         self._order = np.argsort(final, axis=0, kind="stable")
         self._sorted = np.ascontiguousarray(np.take_along_axis(final, self._order, axis=0).T)
         self._hist = np.zeros((self._n_sets, n_obs + 1), dtype=np.int64)
-        _ = n_ctrl
 
     def second_pass_chunk(self, chunk: Chunk, first: np.ndarray) -> None:
         if self._hist is None:
