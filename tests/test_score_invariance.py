@@ -124,13 +124,13 @@ def test_gene_matching_case_alias_and_ensembl():
     d.var_names = [f"GENE{i}" for i in range(29)] + ["CXCL8"]
     d.var["gene_ids"] = [f"ENSG{i:011d}" for i in range(30)]
     s = oi.tl.score(d, {"x": ["gene10", "Gene11", "GENE12"]}, method="ucell", progress=False)
-    assert s.attrs["coverage"].loc["x", "n_found"] == 3
+    assert oi.tl.coverage(s).loc["x", "n_found"] == 3
     # Ensembl ids with version suffixes against Ensembl var names
     e = d.copy()
     e.var_names = list(d.var["gene_ids"])
     s2 = oi.tl.score(e, {"x": ["ENSG00000000010.4", "ENSG00000000011"]}, method="ucell",
                      progress=False)
-    assert s2.attrs["coverage"].loc["x", "n_found"] == 2
+    assert oi.tl.coverage(s2).loc["x", "n_found"] == 2
     # symbols from a var column when var_names are Ensembl ids
     e.var["symbol"] = list(d.var_names)
     s3 = oi.tl.score(e, {"x": ["GENE10", "GENE11"]}, method="ucell", gene_symbols="symbol",
@@ -180,3 +180,12 @@ def test_gmt_path_and_signature_inputs(data, tmp_path):
     assert a.equals(b) and b.equals(c)
     d = oi.tl.score(data, lib["c"], method="ucell", progress=False)
     assert d["c"].equals(c["c"])
+
+
+def test_result_round_trips_through_parquet(data, tmp_path):
+    out = oi.tl.score(data, SETS, method="module", progress=False)
+    out.to_parquet(tmp_path / "s.parquet")
+    back = pd.read_parquet(tmp_path / "s.parquet")
+    assert back.equals(out)
+    assert oi.tl.coverage(back).equals(oi.tl.coverage(out))
+    assert back.attrs["params"]["method"] == "module"

@@ -46,7 +46,7 @@ def test_module_equals_scanpy_pbmc68k(pbmc68k, use_raw):
     diff = (ours - ref).abs().to_numpy().max()
     assert diff < 1e-6, diff
     assert list(ours.columns) == list(sets)
-    assert ours.attrs["coverage"].loc["monocyte", "n_missing"] == 1
+    assert oi.tl.coverage(ours).loc["monocyte", "n_missing"] == 1
 
 
 @pytest.mark.parametrize("kw", [dict(ctrl_size=10, n_bins=10, random_state=3),

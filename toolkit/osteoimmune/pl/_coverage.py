@@ -52,6 +52,11 @@ def signature_coverage(
         with the found fraction written at the bar end.
     """
     check_save(save)
+    if isinstance(coverage, dict) or (isinstance(coverage, pd.DataFrame)
+                                      and "coverage" in coverage.attrs):
+        from ..tl import coverage as _coverage_table
+
+        coverage = _coverage_table(coverage)
     require_columns(coverage, ["n_requested", "n_found"], "coverage", _HINT)
     cov = coverage.copy()
     if "signature" in cov.columns:

@@ -17,7 +17,7 @@ from ..scoring._runner import describe
 from ..signatures._matching import match_signatures
 from ..signatures._signature import as_signature_list
 
-__all__ = ["score"]
+__all__ = ["coverage", "score"]
 
 
 def _resolve_matrix(adata: AnnData, layer: str | None, use_raw: bool | None):
@@ -187,14 +187,43 @@ def score(
               "input_scale": report.kind, "n_obs": int(source.shape[0]),
               "n_vars": int(source.shape[1]), "osteoimmune_version": __version__,
               "seconds": round(time.perf_counter() - t0, 3)}
-    result.attrs["coverage"] = coverage
-    result.attrs["params"] = params
+    # attrs stay JSON-serialisable so that result.to_parquet() keeps them
+    result.attrs["coverage"] = _jsonable_records(coverage.reset_index())
+    result.attrs["params"] = _jsonable(params)
     if inplace:
         key = key_added or f"{method}_scores"
         adata.obsm[key] = result
         store = adata.uns.setdefault("osteoimmune", {})
         store[key] = {"params": _jsonable(params), "coverage": coverage.reset_index()}
     return result
+
+
+def coverage(scores: pd.DataFrame) -> pd.DataFrame:
+    """The gene coverage report of a score table as a DataFrame.
+
+    Parameters
+    ----------
+    scores
+        A result of :func:`score` (its ``.attrs["coverage"]``), or the report itself.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by signature: ``n_requested``, ``n_found``, ``n_missing``, ``coverage``,
+        ``missing`` (``;``-joined) and ``n_alias``.
+    """
+    rep = scores.attrs.get("coverage") if isinstance(scores, pd.DataFrame) and \
+        "coverage" in scores.attrs else scores
+    if rep is None:
+        raise ValueError("No coverage report found: pass the DataFrame returned by "
+                         "oi.tl.score (its .attrs['coverage']).")
+    df = pd.DataFrame(rep)
+    return df.set_index("signature") if "signature" in df.columns else df
+
+
+def _jsonable_records(df: pd.DataFrame) -> dict[str, list]:
+    return {c: [v.item() if isinstance(v, np.generic) else v for v in df[c].tolist()]
+            for c in df.columns}
 
 
 def _jsonable(d: dict) -> dict:
