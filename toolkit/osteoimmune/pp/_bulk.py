@@ -168,6 +168,10 @@ def collapse_ids(
         keep = np.ones(len(ids), dtype=bool)
     else:
         keep = ~is_unmapped
+        if not keep.any():
+            raise ValueError("No id could be mapped to a gene symbol: check that the mapping's "
+                             f"ids match the data's (data: {list(ids[:3])}; mapping: "
+                             f"{list(table.index[:3])}) and the id_key.")
         if n_unmapped:
             msg = (f"collapse_ids: {n_unmapped} of {len(ids)} ids have no single gene symbol "
                    f"({n_multi} of them map to several genes) and were dropped")
@@ -176,10 +180,6 @@ def collapse_ids(
                 lost = float(np.asarray(X[:, np.flatnonzero(is_unmapped)].sum()))
                 msg += f" ({100 * lost / total:.2f}% of the total signal)" if total else ""
             warn(msg + "; pass unmapped='keep' to keep them under their ids.")
-    if not keep.any():
-        raise ValueError("No id could be mapped to a gene symbol: check that the mapping's ids "
-                         f"match the data's (data: {list(ids[:3])}; mapping: "
-                         f"{list(table.index[:3])}) and the id_key.")
 
     kept_pos = np.flatnonzero(keep)
     kept_sym = sym.to_numpy()[kept_pos].astype(str)
