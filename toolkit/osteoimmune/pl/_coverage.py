@@ -19,7 +19,7 @@ MISSING_COLOR = "#BBBBBB"
 
 
 def signature_coverage(
-    coverage: pd.DataFrame,
+    coverage: pd.DataFrame | dict,
     *,
     min_coverage: float | None = 0.5,
     sort: bool = True,
@@ -31,10 +31,10 @@ def signature_coverage(
     Parameters
     ----------
     coverage
-        The coverage report in ``scores.attrs["coverage"]`` returned by
-        :func:`osteoimmune.tl.score` (index: signature; columns ``n_requested``,
-        ``n_found`` and optionally ``coverage``), or the same table with a ``signature``
-        column.
+        The coverage report of :func:`osteoimmune.tl.score`: the scores DataFrame itself,
+        its ``scores.attrs["coverage"]`` record, or the table of
+        :func:`osteoimmune.tl.coverage` (index or column ``signature``; columns
+        ``n_requested``, ``n_found``).
     min_coverage
         Signatures below this found fraction get their label in vermillion; ``None`` marks
         nothing.

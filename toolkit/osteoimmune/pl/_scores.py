@@ -153,6 +153,8 @@ def scores_embedding(
     for a, col in zip(axes_list, cols):
         sc.pl.embedding(light, basis="emb", color=str(col), ax=a, show=False, cmap=cmap,
                         size=point_size, vcenter=vcenter, title=str(col), frameon=False)
+        for coll in a.collections:  # points as an image inside PDF/SVG: small, fast files
+            coll.set_rasterized(True)
         a.set_xlabel(f"{basis.removeprefix('X_').upper()}1")
         a.set_ylabel(f"{basis.removeprefix('X_').upper()}2")
     save_figure(fig, save)
