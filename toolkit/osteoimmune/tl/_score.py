@@ -37,12 +37,88 @@ def _resolve_matrix(adata: AnnData, layer: str | None, use_raw: bool | None):
     return adata.X, adata.var_names, adata.var, "adata.X"
 
 
-def _obs_word(adata: AnnData) -> str:
-    kind = adata.uns.get("osteoimmune", {}).get("data_type") if "osteoimmune" in adata.uns \
-        else None
-    if kind in ("bulk", "microarray", "rnaseq"):
+def _obs_word(adata: AnnData, report=None) -> str:
+    """"samples" for bulk data (declared by a loader, or log intensities), else "cells"."""
+    meta = adata.uns.get("osteoimmune", {}) if "osteoimmune" in adata.uns else {}
+    kind = meta.get("data_type") if isinstance(meta, dict) else None
+    if kind in ("bulk", "microarray", "rnaseq", "bulk_rnaseq"):
         return "samples"
+    if kind in ("single_cell", "single-cell", "sc"):
+        return "cells"
+    if report is not None and report.kind == "log_intensity":
+        return "samples"
+    if report is not None and report.kind == "counts" and report.zero_fraction < 0.5 \
+            and adata.n_obs <= 2000:
+        return "samples"  # dense count matrices of few observations: bulk RNA-seq
     return "cells"
+
+
+_SPECIES_ALIASES = {"human": "human", "homo sapiens": "human", "hs": "human", "hsa": "human",
+                    "mouse": "mouse", "mus musculus": "mouse", "mm": "mouse", "mmu": "mouse"}
+
+
+def detect_species(adata: AnnData, names: pd.Index | None = None) -> str | None:
+    """Species of a data set: declared in ``.uns`` or read off its gene identifiers.
+
+    Looks at ``adata.uns["species"]``, ``adata.uns["dataset"]["organism"]`` and
+    ``adata.uns["osteoimmune"]["species"]``, then at the gene names: Ensembl ids
+    (``ENSMUSG`` vs ``ENSG``) or symbol case (``Il1b`` mouse, ``IL1B`` human).
+
+    Parameters
+    ----------
+    adata
+        The data.
+    names
+        Gene identifiers to inspect (default ``adata.var_names``).
+
+    Returns
+    -------
+    str or None
+        ``"human"``, ``"mouse"`` or ``None`` when undecided.
+    """
+    cands = [adata.uns.get("species")]
+    ds = adata.uns.get("dataset")
+    if isinstance(ds, dict):
+        cands += [ds.get("organism"), ds.get("species")]
+    meta = adata.uns.get("osteoimmune")
+    if isinstance(meta, dict):
+        cands.append(meta.get("species"))
+    for c in cands:
+        if isinstance(c, str) and c.strip().lower() in _SPECIES_ALIASES:
+            return _SPECIES_ALIASES[c.strip().lower()]
+    names = pd.Index(adata.var_names if names is None else names).astype(str)
+    sample = names[:: max(1, len(names) // 5000)]
+    ens_m = sample.str.startswith("ENSMUSG").mean()
+    ens_h = sample.str.match(r"^ENSG\d").mean()
+    if max(ens_m, ens_h) > 0.5:
+        return "mouse" if ens_m > ens_h else "human"
+    alpha = sample[sample.str.match(r"^[A-Za-z][A-Za-z0-9-]+$")]
+    if len(alpha) < 10:
+        return None
+    upper = (alpha == alpha.str.upper()).mean()
+    title = alpha.str.match(r"^[A-Z][a-z0-9-]*[a-z][a-z0-9-]*$").mean()
+    if upper > 0.7:
+        return "human"
+    if title > 0.6:
+        return "mouse"
+    return None
+
+
+def _to_data_species(sigs, data_species: str | None):
+    """Translate signatures of another species through the shipped ortholog table."""
+    if data_species is None:
+        return sigs, {}
+    out, conv = [], {}
+    for sig in sigs:
+        sp_ = _SPECIES_ALIASES.get(str(sig.species).lower(), sig.species)
+        if sp_ in ("human", "mouse") and sp_ != data_species:
+            new = sig.to_species(data_species, warn_unmapped=False)
+            rep = dict(new.metadata.get("conversion", {}))
+            conv[sig.name] = rep
+            out.append(new)
+        else:
+            out.append(sig)
+    return out, conv
 
 
 def score(
@@ -155,18 +231,29 @@ def score(
         match_names = pd.Index(var[gene_symbols].astype(str))
     else:
         match_names = pd.Index(var_names.astype(str))
-    obs_word = _obs_word(adata)
     sigs = as_signature_list(signatures)
     names = [s.name for s in sigs]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise ValueError(f"Duplicated signature names: {dup}; names become column names and "
                          "must be unique.")
-    matched, coverage = match_signatures(sigs, match_names, species=species,
-                                         min_coverage=min_coverage, obs_word=obs_word)
+    if species is not None:
+        species = _SPECIES_ALIASES.get(str(species).lower())
+        if species is None:
+            raise ValueError("species must be 'human' or 'mouse' (or None to detect it).")
+    data_species = species or detect_species(adata, match_names)
+    sigs, conversions = _to_data_species(sigs, data_species)
     source = MatrixSource(X)
     indptr, _, data = source.first_rows(chunk_size)
     report = detect_scale(data, len(indptr) - 1, source.shape[1])
+    obs_word = _obs_word(adata, report)
+    matched, coverage = match_signatures(sigs, match_names, species=data_species,
+                                         min_coverage=min_coverage, obs_word=obs_word)
+    coverage.insert(0, "species", data_species or "unknown")
+    coverage["n_no_ortholog"] = [len(conversions.get(n, {}).get("unmapped", []))
+                                 for n in coverage.index]
+    coverage["converted_from"] = [conversions[n].get("from", "") if n in conversions else ""
+                                  for n in coverage.index]
     if not meth.accepts_counts and not allow_counts:
         msg = scale_error(report, method, where, obs_word)
         if msg:
