@@ -82,7 +82,7 @@ DEMO_CONFIG: dict[str, Any] = {
     "signatures": {"tags": ["trained_immunity", "osteoclastogenesis"],
                    "names": ["HALLMARK_TNFA_SIGNALING_VIA_NFKB", "HALLMARK_IL6_JAK_STAT3_SIGNALING",
                              "REACTOME_INTERLEUKIN_1_SIGNALING"]},
-    "scoring": {"methods": ["module"]},
+    "scoring": {"methods": ["zmean"]},
     "aggregation": {"stat": "mean", "min_cells": 10},
     "association": {"phenotypes": ["bmd"], "covariates": ["age", "sex"], "models": ["ols"]},
     "figures": {"formats": ["png", "pdf"], "embedding": "auto"},
@@ -112,8 +112,8 @@ def _check_type(key: str, value: Any, types: tuple[type, ...]) -> None:
 
 def _unknown(key: str, allowed: list[str], prefix: str) -> ConfigError:
     close = difflib.get_close_matches(key, allowed, n=1)
-    hint = f" Did you mean {prefix}{close[0]!r}?" if close else ""
-    return ConfigError(f"unknown config key {prefix}{key!r}.{hint} Allowed keys here: "
+    hint = f" Did you mean {prefix + close[0]!r}?" if close else ""
+    return ConfigError(f"unknown config key {prefix + key!r}.{hint} Allowed keys here: "
                        f"{', '.join(allowed)}.")
 
 
