@@ -7,6 +7,7 @@ import gzip
 import shutil
 import warnings
 
+import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
@@ -119,7 +120,7 @@ def test_env_var_sets_the_cache(monkeypatch, tmp_path):
 # ------------------------------------------------------------------ real data sets
 @pytest.mark.realdata
 @pytest.mark.parametrize("name", REAL)
-def test_every_real_set_loads_with_harmonised_columns_and_citation(name):
+def test_every_real_set_loads_with_harmonised_columns_and_citation(name, tmp_path):
     adata = _load(name)
     for col in oi.datasets.STANDARD_COLUMNS:
         assert col in adata.obs.columns, f"{name}: {col} missing"
@@ -129,6 +130,8 @@ def test_every_real_set_loads_with_harmonised_columns_and_citation(name):
     assert adata.uns["osteoimmune"]["species"] in ("human", "mouse")
     assert adata.uns["osteoimmune"]["data_type"] == get_entry(name)["data_type"]
     assert adata.obs_names.is_unique and adata.var_names.is_unique
+    adata.write_h5ad(tmp_path / "x.h5ad")  # the registry metadata in .uns is h5ad-writable
+    assert ad.read_h5ad(tmp_path / "x.h5ad").uns["dataset"]["name"] == name
 
 
 @pytest.mark.realdata
