@@ -32,6 +32,7 @@ __all__ = [
     "covariate_terms",
     "logit_test",
     "mixedlm_test",
+    "ols_many",
     "ols_test",
     "permutation_test",
     "spearman_test",
@@ -140,6 +141,55 @@ def ols_test(score: np.ndarray, pheno: np.ndarray, covs: pd.DataFrame | None = N
     return {"n": n, "effect": b, "se": se, "ci_low": lo, "ci_high": hi,
             "effect_std": b * scale, "se_std": se * scale,
             "statistic": float(fit.tvalues["pheno"]), "pvalue": float(fit.pvalues["pheno"])}
+
+
+def ols_many(scores: np.ndarray, pheno: np.ndarray, covs: pd.DataFrame | None = None, *,
+             binary: bool = False, alpha: float = 0.05) -> list[dict]:
+    """:func:`ols_test` (classical errors) for many score columns sharing one design.
+
+    One least-squares solve for all columns; identical numbers to statsmodels OLS.
+
+    Parameters
+    ----------
+    scores : numpy.ndarray
+        ``(n_samples, n_scores)`` without missing values.
+    pheno : numpy.ndarray
+        Phenotype per sample (binary coded 0/1).
+    covs : pandas.DataFrame or None
+        Covariates per sample.
+    binary : bool
+        Whether ``pheno`` is a 0/1 contrast.
+    alpha : float
+        1 - confidence level.
+
+    Returns
+    -------
+    list of dict
+        One result per column, keys as :func:`ols_test`.
+    """
+    Y = np.asarray(scores, dtype=np.float64)
+    if Y.ndim == 1:
+        Y = Y[:, None]
+    x = np.asarray(pheno, dtype=np.float64)
+    n = len(x)
+    X = np.column_stack([x, _covariate_matrix(covs, n)])
+    XtX_inv = np.linalg.pinv(X.T @ X)
+    B = XtX_inv @ (X.T @ Y)
+    R = Y - X @ B
+    df = n - np.linalg.matrix_rank(X)
+    s2 = np.einsum("ij,ij->j", R, R) / df
+    se = np.sqrt(XtX_inv[0, 0] * s2)
+    b = B[0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = b / se
+    p = 2 * st.t.sf(np.abs(t), df)
+    q = st.t.ppf(1 - alpha / 2, df)
+    sds = Y.std(axis=0, ddof=1)
+    psc = _pheno_scale(x, binary)
+    return [{"n": n, "effect": float(b[j]), "se": float(se[j]),
+             "ci_low": float(b[j] - q * se[j]), "ci_high": float(b[j] + q * se[j]),
+             "effect_std": float(b[j] * psc / sds[j]), "se_std": float(se[j] * psc / sds[j]),
+             "statistic": float(t[j]), "pvalue": float(p[j])} for j in range(Y.shape[1])]
 
 
 def logit_test(score: np.ndarray, pheno: np.ndarray, covs: pd.DataFrame | None = None, *,
@@ -342,13 +392,11 @@ def permutation_test(scores: np.ndarray, pheno: np.ndarray, covs: pd.DataFrame |
         t = tstats(bx, np.einsum("bqs,bqs->bs", QtE, QtE))
         count += (np.abs(t) >= np.abs(t_obs) - tol).sum(axis=0)
     pvals = count / B if exact else (count + 1) / (B + 1)
-    out = []
-    for j in range(S):
-        r = ols_test(Y[:, j], x, covs, binary=binary, alpha=alpha)
+    out = ols_many(Y, x, covs, binary=binary, alpha=alpha)
+    for j, r in enumerate(out):
         r["pvalue"] = float(pvals[j])
         r["n_perm"] = B
         r["exact"] = bool(exact)
-        out.append(r)
     return out
 
 

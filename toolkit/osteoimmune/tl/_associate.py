@@ -12,6 +12,7 @@ from ..stats import (
     bh_by_family,
     logit_test,
     mixedlm_test,
+    ols_many,
     ols_test,
     permutation_test,
     prepare_phenotype,
@@ -316,7 +317,10 @@ def _test_group(table: pd.DataFrame, design, ph, g, model, robust, n_perm, exact
             continue
         Y = table.loc[samples, sigs].to_numpy(dtype=np.float64)
         const = np.nanstd(Y, axis=0) == 0
-        if model == "permutation":
+        if model == "ols" and robust is None:
+            res = ols_many(Y, sub.pheno, sub.covariates,
+                           binary=sub.binary, alpha=alpha)
+        elif model == "permutation":
             res = permutation_test(Y, sub.pheno, sub.covariates, binary=sub.binary,
                                    n_perm=n_perm, random_state=random_state, exact=exact,
                                    alpha=alpha)
