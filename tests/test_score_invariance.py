@@ -189,3 +189,19 @@ def test_result_round_trips_through_parquet(data, tmp_path):
     assert back.equals(out)
     assert oi.tl.coverage(back).equals(oi.tl.coverage(out))
     assert back.attrs["params"]["method"] == "module"
+
+
+def test_empty_signature_raise_or_drop(data):
+    sets = {"a": SETS["a"], "none": ["NOPE1", "NOPE2"]}
+    with pytest.raises(ValueError, match="on_empty='drop'"):
+        oi.tl.score(data, sets, method="ucell", progress=False)
+    with pytest.warns(UserWarning, match="left out: none"):
+        out = oi.tl.score(data, sets, method="ucell", progress=False, on_empty="drop")
+    assert list(out.columns) == ["a"]
+    lib = oi.signatures.SignatureLibrary(
+        [oi.signatures.Signature.from_genes(n, g) for n, g in sets.items()])
+    with pytest.warns(UserWarning, match="left out"):
+        out2 = oi.tl.score(data, lib, method="ucell", progress=False)  # library: drop
+    assert out2.equals(out)
+    with pytest.raises(ValueError, match="None of the 1 signatures"):
+        oi.tl.score(data, {"none": ["NOPE"]}, method="ucell", progress=False, on_empty="drop")

@@ -73,6 +73,7 @@ def match_signatures(
     min_coverage: float = 0.5,
     use_aliases: bool = True,
     obs_word: str = "observations",
+    on_empty: str = "raise",
 ) -> tuple[list[MatchedSignature], pd.DataFrame]:
     """Resolve signature genes against ``var_names``.
 
@@ -95,6 +96,9 @@ def match_signatures(
         Resolve aliases and previous symbols.
     obs_word
         Word used in messages for observations (``"cells"`` or ``"samples"``).
+    on_empty
+        A signature with no gene in the data: ``"raise"`` an error, or ``"drop"`` it with a
+        warning naming it (an error all the same when every signature is empty).
 
     Returns
     -------
@@ -138,8 +142,11 @@ def match_signatures(
     if use_aliases and pending:
         canon_req = dict(zip(pending, _canonical_symbols(pending, species)))
 
+    if on_empty not in ("raise", "drop"):
+        raise ValueError("on_empty must be 'raise' or 'drop'.")
     matched: list[MatchedSignature] = []
     rows = []
+    empty: list[str] = []
     for sig in signatures:
         idx: list[int] = []
         w_out: list[float] = []
@@ -198,13 +205,17 @@ def match_signatures(
             how.append(rule)
             n_alias += rule == "alias"
         n_req = len(sig.genes)
+        if not idx and on_empty == "drop":
+            empty.append(f"{sig.name} (0/{n_req})")
+            continue
         if not idx:
             raise ValueError(
                 f"Signature {sig.name!r}: none of its {n_req} genes is in the data "
                 f"(first requested: {', '.join(sig.genes[:5])}). Check the gene identifiers "
                 "(symbols vs Ensembl ids: pass gene_symbols= the var column holding symbols) "
                 "and the species (a human signature on mouse data needs "
-                "signature.to_species('mouse'))."
+                "signature.to_species('mouse')). To skip such signatures, pass "
+                "on_empty='drop'."
             )
         m = MatchedSignature(
             name=sig.name, idx=np.asarray(idx, dtype=np.int64),
@@ -218,6 +229,14 @@ def match_signatures(
             "n_missing": len(missing), "coverage": m.coverage,
             "missing": ";".join(missing), "n_alias": n_alias,
         })
+    if empty:
+        if not matched:
+            raise ValueError(
+                f"None of the {len(empty)} signatures has a gene in the data. Check the gene "
+                "identifiers (symbols vs Ensembl ids: gene_symbols=) and the species."
+            )
+        warn(f"{len(empty)} signature(s) have no gene in the data and are left out: "
+             + ", ".join(empty))
     cov = pd.DataFrame(rows).set_index("signature")
     low = cov.index[cov["coverage"] < min_coverage]
     if len(low):

@@ -15,7 +15,7 @@ from ..pp._checks import detect_scale, scale_error
 from ..scoring import METHODS, MatrixSource, ScoreContext, run_method
 from ..scoring._runner import describe
 from ..signatures._matching import match_signatures
-from ..signatures._signature import as_signature_list
+from ..signatures._signature import SignatureLibrary, as_signature_list
 
 __all__ = ["coverage", "score"]
 
@@ -137,6 +137,7 @@ def score(
     progress: bool = True,
     min_coverage: float = 0.5,
     allow_counts: bool = False,
+    on_empty: str | None = None,
     compute: bool = True,
     **method_options: Any,
 ) -> pd.DataFrame:
@@ -180,6 +181,11 @@ def score(
         Warn for signatures with a smaller fraction of their genes found.
     allow_counts
         Score data that look like raw counts with a method that expects log data.
+    on_empty
+        What to do with a signature none of whose genes is in the data: ``"raise"`` (the
+        default for a dict, a Signature, a list or a GMT file) or ``"drop"`` it with a
+        warning (the default for a :class:`~osteoimmune.signatures.SignatureLibrary`, which
+        is by design broader than any one data set). Its column is then absent.
     compute
         Only used when the matrix is a dask array (scores are computed block by block with
         ``map_blocks`` on the active dask scheduler, e.g. a ``dask.distributed.Client``).
@@ -231,6 +237,8 @@ def score(
         match_names = pd.Index(var[gene_symbols].astype(str))
     else:
         match_names = pd.Index(var_names.astype(str))
+    if on_empty is None:
+        on_empty = "drop" if isinstance(signatures, SignatureLibrary) else "raise"
     sigs = as_signature_list(signatures)
     names = [s.name for s in sigs]
     dup = sorted({n for n in names if names.count(n) > 1})
@@ -248,7 +256,8 @@ def score(
     report = detect_scale(data, len(indptr) - 1, source.shape[1])
     obs_word = _obs_word(adata, report)
     matched, coverage = match_signatures(sigs, match_names, species=data_species,
-                                         min_coverage=min_coverage, obs_word=obs_word)
+                                         min_coverage=min_coverage, obs_word=obs_word,
+                                         on_empty=on_empty)
     coverage.insert(0, "species", data_species or "unknown")
     coverage["n_no_ortholog"] = [len(conversions.get(n, {}).get("unmapped", []))
                                  for n in coverage.index]
