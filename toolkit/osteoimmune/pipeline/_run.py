@@ -185,10 +185,14 @@ def _phenotype_table(cfg: dict, adata, sample_key: str) -> tuple[pd.DataFrame, l
         rec = [{"role": "phenotypes", "name": Path(path).name, "path": path,
                 "sha256": file_sha256(path), "sha256_of": "file"}]
         return table, rec
-    if sample_key == "donor" or "donor_table" not in adata.uns:
+    stored = adata.uns.get("donor_table")
+    samples = set(adata.obs[sample_key].astype(str))
+    if isinstance(stored, pd.DataFrame) and set(stored.index.astype(str)) == samples:
         table = oi.datasets.donor_table(adata, donor_key=sample_key)
-    else:
-        table = oi.datasets.donor_table(adata, donor_key=sample_key, columns=None)
+    else:  # the sample-level columns of obs (constant within each sample)
+        nunique = adata.obs.groupby(sample_key, observed=True).nunique(dropna=False)
+        cols = [c for c in nunique.columns if (nunique[c] <= 1).all()]
+        table = oi.datasets.donor_table(adata, donor_key=sample_key, columns=cols)
     table.index = table.index.astype(str)
     return table, []
 
