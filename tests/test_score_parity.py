@@ -19,7 +19,7 @@ def _random_sets(genes, sizes, seed=1, extra_missing=()):
     rng = np.random.default_rng(seed)
     sets = {f"set{n}_{i}": list(rng.choice(genes, size=n, replace=False))
             for i, n in enumerate(sizes)}
-    for i, g in enumerate(extra_missing):
+    for g in extra_missing:
         first = next(iter(sets))
         sets[first] = [*sets[first], g]
     return sets

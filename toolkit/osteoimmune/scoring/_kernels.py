@@ -9,7 +9,6 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-
 _BLOCK = 64
 
 
@@ -95,60 +94,60 @@ def aucell_chunk(indptr, indices, data, kept_pos, perm_pos, n_kept, n_up,
     out = np.zeros((n_rows, n_sets), dtype=np.float64)
     n_blocks = (n_rows + _BLOCK - 1) // _BLOCK
     for b in nb.prange(n_blocks):
-      rank = np.zeros(n_genes, dtype=np.int64)  # 0 = not stored (zero); reset per row
-      for i in range(b * _BLOCK, min(n_rows, (b + 1) * _BLOCK)):
-        start, stop = indptr[i], indptr[i + 1]
-        m = stop - start
-        vals = np.empty(m, dtype=np.float64)
-        gp = np.empty(m, dtype=np.int64)   # perm position
-        gid = np.empty(m, dtype=np.int64)  # gene index
-        k = 0
-        n_pos = 0
-        for p in range(start, stop):
-            x = np.float64(data[p])
-            j = indices[p]
-            if x == 0 or kept_pos[j] < 0:
-                continue
-            vals[k] = x
-            gp[k] = perm_pos[kept_pos[j]]
-            gid[k] = j
-            if x > 0:
-                n_pos += 1
-            k += 1
-        vals = vals[:k]
-        gp = gp[:k]
-        gid = gid[:k]
-        # order by perm position, then stable by decreasing value
-        o1 = np.argsort(gp)
-        o2 = np.argsort(-vals[o1], kind="mergesort")
-        order = o1[o2]
-        n_neg = k - n_pos
-        n_zero = n_kept - k
-        for r in range(k):
-            e = order[r]
-            if r < n_pos:
-                rank[gid[e]] = r + 1
-            else:  # negative values rank after every zero
-                rank[gid[e]] = n_zero + r + 1
-        zeros_matter = n_pos + 1 < n_up
-        if zeros_matter:
-            sorted_gp = np.sort(gp)
-        for s in range(n_sets):
-            acc = 0.0
-            for q in range(set_ptr[s], set_ptr[s + 1]):
-                g = set_genes[q]
-                r = rank[g]
-                if r == 0:
-                    if not zeros_matter:
-                        continue
-                    pp = perm_pos[kept_pos[g]]
-                    r = n_pos + (pp - _lower_count(sorted_gp, k, pp)) + 1
-                if r < n_up:
-                    acc += n_up - r
-            out[i, s] = acc / max_auc[s]
-        for r in range(k):
-            rank[gid[r]] = 0
-        _ = n_neg
+        rank = np.zeros(n_genes, dtype=np.int64)  # 0 = not stored (zero); reset per row
+        for i in range(b * _BLOCK, min(n_rows, (b + 1) * _BLOCK)):
+            start, stop = indptr[i], indptr[i + 1]
+            m = stop - start
+            vals = np.empty(m, dtype=np.float64)
+            gp = np.empty(m, dtype=np.int64)   # perm position
+            gid = np.empty(m, dtype=np.int64)  # gene index
+            k = 0
+            n_pos = 0
+            for p in range(start, stop):
+                x = np.float64(data[p])
+                j = indices[p]
+                if x == 0 or kept_pos[j] < 0:
+                    continue
+                vals[k] = x
+                gp[k] = perm_pos[kept_pos[j]]
+                gid[k] = j
+                if x > 0:
+                    n_pos += 1
+                k += 1
+            vals = vals[:k]
+            gp = gp[:k]
+            gid = gid[:k]
+            # order by perm position, then stable by decreasing value
+            o1 = np.argsort(gp)
+            o2 = np.argsort(-vals[o1], kind="mergesort")
+            order = o1[o2]
+            n_neg = k - n_pos
+            n_zero = n_kept - k
+            for r in range(k):
+                e = order[r]
+                if r < n_pos:
+                    rank[gid[e]] = r + 1
+                else:  # negative values rank after every zero
+                    rank[gid[e]] = n_zero + r + 1
+            zeros_matter = n_pos + 1 < n_up
+            if zeros_matter:
+                sorted_gp = np.sort(gp)
+            for s in range(n_sets):
+                acc = 0.0
+                for q in range(set_ptr[s], set_ptr[s + 1]):
+                    g = set_genes[q]
+                    r = rank[g]
+                    if r == 0:
+                        if not zeros_matter:
+                            continue
+                        pp = perm_pos[kept_pos[g]]
+                        r = n_pos + (pp - _lower_count(sorted_gp, k, pp)) + 1
+                    if r < n_up:
+                        acc += n_up - r
+                out[i, s] = acc / max_auc[s]
+            for r in range(k):
+                rank[gid[r]] = 0
+            _ = n_neg
     return out
 
 
@@ -167,76 +166,76 @@ def ucell_chunk(indptr, indices, data, n_genes, max_rank, set_ptr, set_genes, se
     out = np.zeros((n_rows, n_sets), dtype=np.float64)
     n_blocks = (n_rows + _BLOCK - 1) // _BLOCK
     for b in nb.prange(n_blocks):
-      rank = np.zeros(n_genes, dtype=np.float64)  # 0 = zero value; reset per row
-      for i in range(b * _BLOCK, min(n_rows, (b + 1) * _BLOCK)):
-        start, stop = indptr[i], indptr[i + 1]
-        m = stop - start
-        vals = np.empty(m, dtype=np.float64)
-        gid = np.empty(m, dtype=np.int64)
-        k = 0
-        n_pos = 0
-        for p in range(start, stop):
-            x = np.float64(data[p])
-            if x == 0:
-                continue
-            vals[k] = x
-            gid[k] = indices[p]
-            if x > 0:
-                n_pos += 1
-            k += 1
-        vals = vals[:k]
-        gid = gid[:k]
-        order = np.argsort(-vals, kind="mergesort")
-        n_zero = n_genes - k
-        r = 0
-        while r < k:
-            # tie group [r, t)
-            t = r + 1
-            v = vals[order[r]]
-            while t < k and vals[order[t]] == v:
-                t += 1
-            base = 0.0 if r < n_pos else float(n_zero)
-            avg = base + (r + 1 + t) / 2.0
-            for u in range(r, t):
-                rank[gid[order[u]]] = avg
-            r = t
-        zero_rank = n_pos + (n_zero + 1) / 2.0
-        for s in range(n_sets):
-            sum_pos = 0.0
-            sum_neg = 0.0
-            c_pos = n_miss_pos[s]
-            c_neg = n_miss_neg[s]
-            sum_pos += c_pos * max_rank
-            sum_neg += c_neg * max_rank
-            for q in range(set_ptr[s], set_ptr[s + 1]):
-                g = set_genes[q]
-                rr = rank[g]
-                if rr == 0:
-                    rr = zero_rank
-                if rr > max_rank:
-                    rr = max_rank
-                if set_sign[q] > 0:
-                    sum_pos += rr
-                    c_pos += 1
-                else:
-                    sum_neg += rr
-                    c_neg += 1
-            if c_pos == 0:
-                out[i, s] = 0.0
-                continue
-            u_pos = 0.0
-            smin = c_pos * (c_pos + 1) / 2.0
-            smax = c_pos * max_rank
-            if smax != smin:
-                u_pos = 1.0 - (sum_pos - smin) / (smax - smin)
-            u_neg = 0.0
-            if c_neg > 0:
-                smin = c_neg * (c_neg + 1) / 2.0
-                smax = c_neg * max_rank
+        rank = np.zeros(n_genes, dtype=np.float64)  # 0 = zero value; reset per row
+        for i in range(b * _BLOCK, min(n_rows, (b + 1) * _BLOCK)):
+            start, stop = indptr[i], indptr[i + 1]
+            m = stop - start
+            vals = np.empty(m, dtype=np.float64)
+            gid = np.empty(m, dtype=np.int64)
+            k = 0
+            n_pos = 0
+            for p in range(start, stop):
+                x = np.float64(data[p])
+                if x == 0:
+                    continue
+                vals[k] = x
+                gid[k] = indices[p]
+                if x > 0:
+                    n_pos += 1
+                k += 1
+            vals = vals[:k]
+            gid = gid[:k]
+            order = np.argsort(-vals, kind="mergesort")
+            n_zero = n_genes - k
+            r = 0
+            while r < k:
+                # tie group [r, t)
+                t = r + 1
+                v = vals[order[r]]
+                while t < k and vals[order[t]] == v:
+                    t += 1
+                base = 0.0 if r < n_pos else float(n_zero)
+                avg = base + (r + 1 + t) / 2.0
+                for u in range(r, t):
+                    rank[gid[order[u]]] = avg
+                r = t
+            zero_rank = n_pos + (n_zero + 1) / 2.0
+            for s in range(n_sets):
+                sum_pos = 0.0
+                sum_neg = 0.0
+                c_pos = n_miss_pos[s]
+                c_neg = n_miss_neg[s]
+                sum_pos += c_pos * max_rank
+                sum_neg += c_neg * max_rank
+                for q in range(set_ptr[s], set_ptr[s + 1]):
+                    g = set_genes[q]
+                    rr = rank[g]
+                    if rr == 0:
+                        rr = zero_rank
+                    if rr > max_rank:
+                        rr = max_rank
+                    if set_sign[q] > 0:
+                        sum_pos += rr
+                        c_pos += 1
+                    else:
+                        sum_neg += rr
+                        c_neg += 1
+                if c_pos == 0:
+                    out[i, s] = 0.0
+                    continue
+                u_pos = 0.0
+                smin = c_pos * (c_pos + 1) / 2.0
+                smax = c_pos * max_rank
                 if smax != smin:
-                    u_neg = 1.0 - (sum_neg - smin) / (smax - smin)
-            sc = u_pos - w_neg * u_neg
-            out[i, s] = sc if sc > 0 else 0.0
-        for r in range(k):
-            rank[gid[r]] = 0.0
+                    u_pos = 1.0 - (sum_pos - smin) / (smax - smin)
+                u_neg = 0.0
+                if c_neg > 0:
+                    smin = c_neg * (c_neg + 1) / 2.0
+                    smax = c_neg * max_rank
+                    if smax != smin:
+                        u_neg = 1.0 - (sum_neg - smin) / (smax - smin)
+                sc = u_pos - w_neg * u_neg
+                out[i, s] = sc if sc > 0 else 0.0
+            for r in range(k):
+                rank[gid[r]] = 0.0
     return out

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from ._base import ScoreContext, ScoringMethod
-from ._source import Chunk
 from ._kernels import ucell_chunk
+from ._source import Chunk
 
 
 class UCell(ScoringMethod):
