@@ -12,10 +12,10 @@ import click
 EXIT_CODES_HELP = """\b
 Exit codes:
   0    success: the output folder is complete
-  1    analysis error (bad data, a failed step); nothing is left at --out
+  1    analysis error (bad data, a failed step); --out is left as it was
   2    usage or configuration error (the message names the bad key), or the output
        folder exists and --force was not given
-  130  interrupted (Ctrl-C); nothing is left at --out"""
+  130  interrupted (Ctrl-C); --out is left as it was"""
 
 CONFIG_HELP = """\b
 Configuration (YAML; required keys marked *):
@@ -61,13 +61,13 @@ def _execute(config, out: str, force: bool, quiet: bool, debug: bool) -> None:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        click.echo("Interrupted: no output was written.", err=True)
+        click.echo("Interrupted: --out was left as it was.", err=True)
         sys.exit(130)
     except Exception as exc:  # an analysis step failed
         if debug:
             traceback.print_exc()
         click.echo(f"Error ({type(exc).__name__}): {exc}", err=True)
-        click.echo("The run stopped; nothing was written to --out. Re-run with --debug for the "
+        click.echo("The run stopped; --out was left as it was. Re-run with --debug for the "
                    "traceback.", err=True)
         sys.exit(1)
     if not quiet:

@@ -84,7 +84,11 @@ def write_report(path: Path, ctx: dict[str, Any]) -> None:
     if truth is not None and len(truth):
         parts.append("<h2>Planted effect and its recovery</h2>")
         parts.append("<p>What the simulation planted (<code>.uns['truth']</code>) next to what "
-                     "the pipeline estimated for the same signature × cell type.</p>")
+                     "the pipeline estimated for the same signature × cell type. The planted effect "
+                     "is a log-fold change of gene means per SD of the phenotype; the estimates "
+                     "are in score units per unit of the phenotype (<code>effect</code>) and "
+                     "score SDs per phenotype SD (<code>effect_std</code>): compare direction "
+                     "and significance, not magnitude.</p>")
         parts.append(_table(truth))
     assoc: pd.DataFrame = ctx["associations"]
     alpha = ctx["alpha"]
