@@ -18,7 +18,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-_BLOCK = 16
+_LANES = 8
+_GROUP = 8 * _LANES  # rows per parallel task
 
 
 # ----------------------------------------------------------------------------- loess
@@ -209,15 +210,43 @@ def legacy_choice_sets(stream, bin_ptr, bin_genes, bin_k, n_ctrl, out):
 
 # ----------------------------------------------------------------------------- scoring
 @nb.njit(cache=True, inline="always")
-def _row_scores(indptr, indices, data, r, w_indptr, w_indices, w_data, acc):
-    """acc[:] = x_r @ W (acc must be zero on entry)."""
-    for p in range(indptr[r], indptr[r + 1]):
-        x = np.float64(data[p])
-        if x == 0:
-            continue
-        j = indices[p]
-        for q in range(w_indptr[j], w_indptr[j + 1]):
-            acc[w_indices[q]] += x * w_data[q]
+def _block_raw(indptr, indices, data, r_start, n_lanes, c_ptr, c_genes, c_w, xd, acc):
+    """acc[b, c] = x_{r_start + b} @ W[:, c] for b < n_lanes (a block of up to 8 rows).
+
+    The rows are spread into ``xd`` (genes × _LANES, zero on entry and on exit); every column
+    then gathers its genes in CSC order, all lanes at once. Each lane's sum runs over the
+    column's genes in a fixed order, so a row's scores do not depend on its block (unused
+    lanes hold zeros; ``acc`` must have 8 rows).
+    """
+    for b in range(n_lanes):
+        r = r_start + b
+        for p in range(indptr[r], indptr[r + 1]):
+            xd[indices[p], b] = np.float64(data[p])
+    for c in range(c_ptr.shape[0] - 1):
+        t0 = t1 = t2 = t3 = t4 = t5 = t6 = t7 = 0.0
+        for q in range(c_ptr[c], c_ptr[c + 1]):
+            g = c_genes[q]
+            w = c_w[q]
+            t0 += xd[g, 0] * w
+            t1 += xd[g, 1] * w
+            t2 += xd[g, 2] * w
+            t3 += xd[g, 3] * w
+            t4 += xd[g, 4] * w
+            t5 += xd[g, 5] * w
+            t6 += xd[g, 6] * w
+            t7 += xd[g, 7] * w
+        acc[0, c] = t0
+        acc[1, c] = t1
+        acc[2, c] = t2
+        acc[3, c] = t3
+        acc[4, c] = t4
+        acc[5, c] = t5
+        acc[6, c] = t6
+        acc[7, c] = t7
+    for b in range(n_lanes):
+        r = r_start + b
+        for p in range(indptr[r], indptr[r + 1]):
+            xd[indices[p], b] = 0.0
 
 
 @nb.njit(cache=True, inline="always")
@@ -241,9 +270,9 @@ def _standardise_set(acc, base, n_ctrl, mu, sqrt_ratio, cbuf):
 
 
 @nb.njit(parallel=True, cache=True)
-def score_rows(indptr, indices, data, r0, r1, w_indptr, w_indices, w_data, n_sets, n_ctrl,
+def score_rows(indptr, indices, data, r0, r1, n_vars, c_ptr, c_genes, c_w, n_sets, n_ctrl,
                mu, sqrt_ratio, norm1, sig_zero, ctrl_norm):
-    """First pass over rows ``r0:r1`` of a CSR chunk.
+    """First pass over rows ``r0:r1`` of a CSR chunk (W given as CSC: c_ptr, c_genes, c_w).
 
     Writes, for row ``r`` (output row ``r - r0``) and set ``s``: ``norm1[., s]`` the
     signature score after centring and cell-wise standardisation, ``sig_zero[., s]`` whether
@@ -252,17 +281,21 @@ def score_rows(indptr, indices, data, r0, r1, w_indptr, w_indices, w_data, n_set
     """
     k_cols = n_sets * (1 + n_ctrl)
     n_rows = r1 - r0
-    n_blocks = (n_rows + _BLOCK - 1) // _BLOCK
-    for bb in nb.prange(n_blocks):
-        acc = np.zeros(k_cols)
-        cbuf = np.empty(n_ctrl)
-        for rr in range(bb * _BLOCK, min(n_rows, (bb + 1) * _BLOCK)):
-            acc[:] = 0.0
-            _row_scores(indptr, indices, data, r0 + rr, w_indptr, w_indices, w_data, acc)
+    n_groups = (n_rows + _GROUP - 1) // _GROUP
+    for gg in nb.prange(n_groups):
+      xd = np.zeros((n_vars, _LANES))
+      acc = np.empty((_LANES, k_cols))
+      cbuf = np.empty(n_ctrl)
+      for lo in range(gg * _GROUP, min(n_rows, (gg + 1) * _GROUP), _LANES):
+        n_lanes = min(n_rows, lo + _LANES) - lo
+        _block_raw(indptr, indices, data, r0 + lo, n_lanes, c_ptr, c_genes, c_w, xd, acc)
+        for b in range(n_lanes):
+            rr = lo + b
+            row = acc[b]
             for s in range(n_sets):
                 base = s * (1 + n_ctrl)
-                m, sd = _standardise_set(acc, base, n_ctrl, mu, sqrt_ratio, cbuf)
-                raw = acc[base]
+                m, sd = _standardise_set(row, base, n_ctrl, mu, sqrt_ratio, cbuf)
+                raw = row[base]
                 sig_zero[rr, s] = raw == 0
                 norm1[rr, s] = ((raw - mu[base]) - m) / sd
                 o = s * n_ctrl
@@ -273,29 +306,53 @@ def score_rows(indptr, indices, data, r0, r1, w_indptr, w_indices, w_data, n_set
 
 @nb.njit(parallel=True, cache=True)
 def colsum_min_update(ctrl_norm, n_rows, colsum, colmin):
-    """colsum[j] += ctrl_norm[r, j] in row order; colmin[j] = min(...). Parallel over j."""
+    """colsum[j] += ctrl_norm[r, j] in row order; colmin[j] = min(...).
+
+    Parallel over blocks of columns; each column is summed over rows in row order.
+    """
     n_cols = ctrl_norm.shape[1]
-    for j in nb.prange(n_cols):
-        s = colsum[j]
-        mn = colmin[j]
+    width = 512
+    for cb in nb.prange((n_cols + width - 1) // width):
+        c0 = cb * width
+        c1 = min(n_cols, c0 + width)
         for r in range(n_rows):
-            v = ctrl_norm[r, j]
-            s += v
-            if v < mn:
-                mn = v
-        colsum[j] = s
-        colmin[j] = mn
+            for j in range(c0, c1):
+                v = ctrl_norm[r, j]
+                colsum[j] += v
+                if v < colmin[j]:
+                    colmin[j] = v
     return 0
 
 
 @nb.njit(cache=True, inline="always")
-def _count_le(sorted_arr, value):
-    """Number of entries of sorted_arr that are <= value (searchsorted side='right')."""
-    lo = 0
-    hi = sorted_arr.shape[0]
+def _count_le(srt, value, table, e0, inv_w):
+    """Number of entries of the sorted ``srt`` that are <= value (exact).
+
+    ``table[g]`` is the count of entries <= ``e0 + g / inv_w`` (g = 0..G); it narrows the
+    binary search to three buckets around the value's bucket.
+    """
+    n = srt.shape[0]
+    if n == 0 or value < srt[0]:
+        return 0
+    if value >= srt[n - 1]:
+        return n
+    n_buckets = table.shape[0] - 1
+    g = np.int64((value - e0) * inv_w)
+    if g < 0:
+        g = 0
+    if g > n_buckets - 1:
+        g = n_buckets - 1
+    lo = table[max(g - 1, 0)] if g > 0 else 0
+    hi = table[min(g + 2, n_buckets)]
+    if g + 2 >= n_buckets:
+        hi = n
+    # guard against rounding of the bucket index: fall back to the full range
+    if (lo > 0 and srt[lo - 1] > value) or (hi < n and srt[hi] <= value):
+        lo = 0
+        hi = n
     while lo < hi:
         mid = (lo + hi) >> 1
-        if sorted_arr[mid] <= value:
+        if srt[mid] <= value:
             lo = mid + 1
         else:
             hi = mid
@@ -303,35 +360,42 @@ def _count_le(sorted_arr, value):
 
 
 @nb.njit(parallel=True, cache=True)
-def null_positions(indptr, indices, data, r0, r1, w_indptr, w_indices, w_data, n_sets,
-                   n_ctrl, mu, sqrt_ratio, colmean, zero_value, sorted_final, pos):
+def null_positions(indptr, indices, data, r0, r1, n_vars, c_ptr, c_genes, c_w, n_sets,
+                   n_ctrl, mu, sqrt_ratio, colmean, zero_value, sorted_final, tables, e0,
+                   inv_w, pos):
     """Second pass: place every null (control) score of rows ``r0:r1`` among the sorted
     final signature scores.
 
     The null value of control i of set s is its standardised score minus the control's mean
     over cells, or ``zero_value[s]`` when its raw score is exactly 0 (scDRS). ``pos[., s *
-    n_ctrl + i]`` receives the number of final scores of set s that are <= the null value.
+    n_ctrl + i]`` receives the number of final scores of set s that are <= the null value
+    (``tables``, ``e0``, ``inv_w``: per-set bucket tables, see :func:`_count_le`).
     """
     k_cols = n_sets * (1 + n_ctrl)
     n_rows = r1 - r0
-    n_blocks = (n_rows + _BLOCK - 1) // _BLOCK
-    for bb in nb.prange(n_blocks):
-        acc = np.zeros(k_cols)
-        cbuf = np.empty(n_ctrl)
-        for rr in range(bb * _BLOCK, min(n_rows, (bb + 1) * _BLOCK)):
-            acc[:] = 0.0
-            _row_scores(indptr, indices, data, r0 + rr, w_indptr, w_indices, w_data, acc)
+    n_groups = (n_rows + _GROUP - 1) // _GROUP
+    for gg in nb.prange(n_groups):
+      xd = np.zeros((n_vars, _LANES))
+      acc = np.empty((_LANES, k_cols))
+      cbuf = np.empty(n_ctrl)
+      for lo in range(gg * _GROUP, min(n_rows, (gg + 1) * _GROUP), _LANES):
+        n_lanes = min(n_rows, lo + _LANES) - lo
+        _block_raw(indptr, indices, data, r0 + lo, n_lanes, c_ptr, c_genes, c_w, xd, acc)
+        for b in range(n_lanes):
+            rr = lo + b
+            row = acc[b]
             for s in range(n_sets):
                 base = s * (1 + n_ctrl)
-                m, sd = _standardise_set(acc, base, n_ctrl, mu, sqrt_ratio, cbuf)
+                m, sd = _standardise_set(row, base, n_ctrl, mu, sqrt_ratio, cbuf)
                 srt = sorted_final[s]
+                tab = tables[s]
                 o = s * n_ctrl
                 for i in range(n_ctrl):
-                    if acc[base + 1 + i] == 0:
+                    if row[base + 1 + i] == 0:
                         t = zero_value[s]
                     else:
                         t = (cbuf[i] - m) / sd - colmean[o + i]
-                    pos[rr, o + i] = _count_le(srt, t)
+                    pos[rr, o + i] = _count_le(srt, t, tab, e0[s], inv_w[s])
     return 0
 
 

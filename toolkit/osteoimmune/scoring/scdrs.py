@@ -343,9 +343,11 @@ class ScDRS(ScoringMethod):
         k_cols = n_sets * (1 + n_ctrl)
         W = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                           shape=(ctx.n_vars, k_cols))  # duplicates (a gene drawn twice) sum
+        W = W.tocsc()  # each column gathers its genes in increasing gene order
         W.sort_indices()
         self._w = (W.indptr.astype(np.int64), W.indices.astype(np.int64),
                    W.data.astype(np.float64))
+        self._n_vars = ctx.n_vars
         self._mu = np.concatenate([np.asarray(a, dtype=np.float64) for a in mu])
         self._sqrt_ratio = np.concatenate([np.asarray(a, dtype=np.float64)
                                            for a in sqrt_ratio])
@@ -374,8 +376,8 @@ class ScDRS(ScoringMethod):
         zero = self._zero[chunk.start:chunk.stop]
         for r0 in range(0, n, self._block):
             r1 = min(n, r0 + self._block)
-            score_rows(chunk.indptr, chunk.indices, chunk.data, r0, r1, wi, wj, wv, n_sets,
-                       n_ctrl, self._mu, self._sqrt_ratio, norm1[r0:r1], zero[r0:r1], buf)
+            score_rows(chunk.indptr, chunk.indices, chunk.data, r0, r1, self._n_vars, wi, wj,
+                       wv, n_sets, n_ctrl, self._mu, self._sqrt_ratio, norm1[r0:r1], zero[r0:r1], buf)
             colsum_min_update(buf, r1 - r0, self._colsum, self._colmin)
         out = np.empty((n, 2 * n_sets))
         out[:, :n_sets] = norm1
@@ -399,6 +401,21 @@ class ScDRS(ScoringMethod):
         self._gmin = gmin
         self._order = np.argsort(final, axis=0, kind="stable")
         self._sorted = np.ascontiguousarray(np.take_along_axis(final, self._order, axis=0).T)
+        # bucket tables narrowing the search of a null score among the sorted cell scores
+        n_buckets = max(1, n_obs)
+        self._tables = np.zeros((n_sets, n_buckets + 1), dtype=np.int64)
+        self._e0 = np.zeros(n_sets)
+        self._inv_w = np.zeros(n_sets)
+        for s in range(n_sets):
+            srt = self._sorted[s]
+            if n_obs == 0:
+                continue
+            e0, span = float(srt[0]), float(srt[-1] - srt[0])
+            width = span / n_buckets
+            self._e0[s] = e0
+            self._inv_w[s] = 1.0 / width if width > 0 else 0.0
+            edges = e0 + np.arange(n_buckets + 1) * width
+            self._tables[s] = np.searchsorted(srt, edges, side="right")
         self._hist = np.zeros((self._n_sets, n_obs + 1), dtype=np.int64)
 
     def second_pass_chunk(self, chunk: Chunk, first: np.ndarray) -> None:
@@ -410,9 +427,10 @@ class ScDRS(ScoringMethod):
         pos = np.empty((min(n, self._block), n_sets * n_ctrl), dtype=np.int64)
         for r0 in range(0, n, self._block):
             r1 = min(n, r0 + self._block)
-            null_positions(chunk.indptr, chunk.indices, chunk.data, r0, r1, wi, wj, wv,
-                           n_sets, n_ctrl, self._mu, self._sqrt_ratio, self._colmean,
-                           self._gmin, self._sorted, pos)
+            null_positions(chunk.indptr, chunk.indices, chunk.data, r0, r1, self._n_vars,
+                           wi, wj, wv, n_sets, n_ctrl, self._mu, self._sqrt_ratio,
+                           self._colmean, self._gmin, self._sorted, self._tables, self._e0,
+                           self._inv_w, pos)
             hist_update(pos, r1 - r0, n_sets, n_ctrl, self._hist)
 
     def finalize(self, raw: np.ndarray, obs_names: pd.Index) -> pd.DataFrame:
