@@ -269,6 +269,10 @@ def test_kang_control_fails_when_condition_is_shuffled(kang, kang_scores):
 # canonical endotoxin-tolerance cytokines Il1b and Tnf (Cavaillon & Adib-Conquy 2006 Crit
 # Care 10:233). Chosen from the literature, NOT from these data (the library's
 # lps_tolerance_contrast was derived from these data and so cannot be their control).
+# Checked record of these gene classes: Lopez-Collazo & del Fresno 2013 Crit Care 17:242,
+# doi:10.1186/cc13110, Table 1 (PMC4059412): in vitro BMDM tolerance [Foster 2007] down
+# "IL-6, IL-1b, MMP3", up "Fpr1, Oasl1"; peritoneal macrophages down "TNF-a, IL-1b,
+# IL-12p40 (Il12b), COX2, CXCL10".
 TOLERISED = ["Il6", "Il12b", "Il1b", "Tnf"]
 TAY_MIN_GAP = 0.5
 
