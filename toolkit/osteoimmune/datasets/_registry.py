@@ -70,8 +70,16 @@ def read_registry(path: str | os.PathLike | None = None) -> dict[str, dict]:
 
 
 def _parse(path: Path) -> dict[str, dict]:
-    with open(path, encoding="utf-8") as fh:
-        raw = yaml.safe_load(fh)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            raw = yaml.safe_load(fh)
+    except OSError as exc:
+        raise FileNotFoundError(f"cannot read the registry {path}: {exc.strerror}; pass an "
+                                "existing registry YAML, or registry=None for the shipped "
+                                "one.") from None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path} is not valid YAML ({exc}); fix the syntax of the "
+                         "registry file.") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("datasets"), dict):
         raise ValueError(f"{path} is not a data-set registry: expected a mapping with a "
                          "'datasets' mapping of name -> entry.")

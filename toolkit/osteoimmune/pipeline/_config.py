@@ -328,7 +328,8 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+        raise ConfigError(f"{path} is not valid YAML: {exc}\nFix the syntax at the line "
+                          "shown (indentation, unclosed brackets or quotes).") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
     return validate_config(raw, base_dir=path.parent)

@@ -177,7 +177,9 @@ def _clusters(adata: AnnData, cluster_key, neighbors_key, resolution, random_sta
 
     if cluster_key is not None:
         if cluster_key not in adata.obs.columns:
-            raise KeyError(f"cluster_key={cluster_key!r} is not a column of adata.obs.")
+            raise KeyError(f"cluster_key={cluster_key!r} is not a column of adata.obs "
+                           f"(columns: {list(adata.obs.columns)}); pass an existing "
+                           "clustering column, or omit it to run Leiden.")
         return adata.obs[cluster_key].astype(str).to_numpy()
     tmp = AnnData(obs=pd.DataFrame(index=adata.obs_names.copy()))
     conn_key = (adata.uns.get(neighbors_key or "neighbors", {}) or {}).get(
@@ -292,7 +294,8 @@ def select_myeloid(
         Unknown vocabulary entries in ``keep``/``mapping``/``markers``, or no myeloid cell.
     """
     if not isinstance(adata, AnnData):
-        raise TypeError(f"adata must be an AnnData object, got {type(adata).__name__}.")
+        raise TypeError(f"adata must be an AnnData object, got {type(adata).__name__}; "
+                        "wrap a matrix with anndata.AnnData(X, obs=..., var=...).")
     keep = list(MYELOID_TYPES) if keep is None else [keep] if isinstance(keep, str) \
         else list(keep)
     bad = [k for k in keep if k not in MYELOID_TYPES]
@@ -352,7 +355,8 @@ def _by_markers(adata, markers, contrast_markers, cluster_key, neighbors_key, re
     contrast = dict(NON_MYELOID_MARKERS if contrast_markers is None else contrast_markers)
     clash = set(contrast) & set(mk)
     if clash:
-        raise ValueError(f"contrast_markers use vocabulary names {sorted(clash)}.")
+        raise ValueError(f"contrast_markers use vocabulary names {sorted(clash)}; contrast "
+                         "sets are non-myeloid lineages: rename them (e.g. 'T cell').")
     sigs = {}
     for t, genes in {**mk, **contrast}.items():
         sigs[t] = list(genes.genes) if hasattr(genes, "genes") else list(genes)

@@ -235,6 +235,9 @@ def stream_passes(method: ScoringMethod, source: MatrixSource, chunk_size: int,
     scorer = ChunkScorer(method)
     n_chunks = -(-n_obs // chunk_size)
     passes = 2 if method.two_pass else 1
+    # methods that skip the gene-statistics pass (rank methods) check the values here
+    check_finite = not method.needs_stats
+    n_nonfinite = 0
     for p in range(passes):
         it = source.iter_chunks(chunk_size)
         if progress:
@@ -242,9 +245,16 @@ def stream_passes(method: ScoringMethod, source: MatrixSource, chunk_size: int,
             it = tqdm(it, total=n_chunks, desc=desc, unit="chunk", leave=False)
         for ch in it:
             if p == 0:
+                if check_finite:
+                    n_nonfinite += int(ch.data.size - np.count_nonzero(np.isfinite(ch.data)))
                 raw[ch.start:ch.stop] = scorer(ch)
             else:
                 method.second_pass_chunk(ch, raw[ch.start:ch.stop])
+        if n_nonfinite:
+            raise ValueError(
+                f"The expression matrix holds {n_nonfinite} NaN or infinite values. Replace "
+                "them (e.g. np.nan_to_num) or remove the affected observations before scoring."
+            )
     return raw
 
 

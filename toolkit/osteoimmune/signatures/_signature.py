@@ -68,7 +68,8 @@ class Signature:
                 raise ValueError(f"Signature {self.name!r}: weights must be finite numbers.")
             object.__setattr__(self, "weights", w)
         if len(genes) == 0:
-            raise ValueError(f"Signature {self.name!r} has no genes.")
+            raise ValueError(f"Signature {self.name!r} has no genes; give at least one gene "
+                             "or leave the signature out.")
 
     # ------------------------------------------------------------------ views
     @property
@@ -373,9 +374,13 @@ def as_signature_list(signatures: Any) -> list[Signature]:
     if isinstance(signatures, str | os.PathLike):
         p = Path(signatures)
         if not p.exists():
+            hint = ""
+            if isinstance(signatures, str) and p.suffix == "" and os.sep not in signatures:
+                hint = (" To score a signature of the built-in library by name, pass "
+                        f"oi.signatures.load().select(names=[{signatures!r}]).")
             raise FileNotFoundError(
                 f"Signature file {str(p)!r} does not exist; pass a GMT path, a dict of gene "
-                "lists, a Signature or a SignatureLibrary."
+                f"lists, a Signature or a SignatureLibrary.{hint}"
             )
         from ._io import read_gmt
 
@@ -402,6 +407,10 @@ def as_signature_list(signatures: Any) -> list[Signature]:
         items = list(signatures)
         if items and all(isinstance(s, Signature) for s in items):
             return items
+        if items and all(isinstance(s, str) for s in items):
+            raise TypeError(
+                f"signatures is a bare list of {len(items)} gene names; name the gene set: "
+                "pass a dict {name: [genes]}, e.g. {'my_signature': [...]}.")
     raise TypeError(
         "signatures must be a SignatureLibrary, a Signature, a list of Signatures, a dict "
         f"{{name: [genes]}} or a path to a GMT file; got {type(signatures).__name__}."

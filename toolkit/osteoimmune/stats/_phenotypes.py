@@ -131,10 +131,16 @@ def prepare_phenotype(phenotypes: pd.DataFrame | pd.Series, phenotype: str,
         unknown = ids.difference(table.index, sort=False)
         known = ids[ids.isin(table.index)]
         if len(known) == 0:
+            hint = ""
+            if pd.Index(table.index).str.fullmatch(r"-?\d+\.0").any():
+                hint = (" Ids are matched as strings and the phenotype index holds floats "
+                        "('1.0' is not '1'): convert it, e.g. "
+                        "phenotypes.index = phenotypes.index.astype(int).astype(str).")
             raise ValueError(
                 f"no sample id of the {what} is in the phenotype table index (scores: "
                 f"{_names(ids, 5)}; phenotypes: {_names(table.index, 5)}). Index the "
-                "phenotype table by the same sample ids (e.g. phenotypes.set_index('donor')).")
+                "phenotype table by the same sample ids (e.g. phenotypes.set_index('donor'))."
+                + hint)
         if len(unknown):
             dropped["no_phenotype_row"] = list(unknown)
             warn(f"{len(unknown)} sample(s) of the {what} have no row in the phenotype table "
@@ -153,13 +159,20 @@ def prepare_phenotype(phenotypes: pd.DataFrame | pd.Series, phenotype: str,
     y = table[phenotype]
     levels_all = pd.unique(y)
     if len(levels_all) < 2:
-        raise ValueError(f"phenotype {phenotype!r} is constant ({levels_all[0]!r}) across the "
+        first = levels_all[0].item() if isinstance(levels_all[0], np.generic) else levels_all[0]
+        raise ValueError(f"phenotype {phenotype!r} is constant ({first!r}) across the "
                          f"{n} samples; nothing can be associated with it. Check the column "
                          "or the samples kept.")
     binary = _is_cat(y) or len(levels_all) == 2
     levels: tuple = ()
     if binary:
         if len(levels_all) > 2:
+            if not isinstance(y.dtype, pd.CategoricalDtype) and \
+                    pd.to_numeric(y, errors="coerce").notna().all():
+                raise ValueError(
+                    f"phenotype {phenotype!r} holds numbers stored as text ({len(levels_all)} "
+                    f"distinct values); convert the column, e.g. phenotypes[{phenotype!r}] = "
+                    f"pd.to_numeric(phenotypes[{phenotype!r}]).")
             raise ValueError(
                 f"phenotype {phenotype!r} is categorical with {len(levels_all)} levels "
                 f"({_names(levels_all)}); associate tests a continuous phenotype or a "

@@ -111,21 +111,25 @@ def aggregate(
     ...                              groupby="cell_type", min_cells=20)  # doctest: +SKIP
     """
     if not isinstance(adata, AnnData):
-        raise TypeError(f"adata must be an AnnData object, got {type(adata).__name__}.")
+        raise TypeError(f"adata must be an AnnData object, got {type(adata).__name__}; "
+                        "pass the AnnData the scores were computed on.")
     if stat not in STATS:
-        raise ValueError(f"stat={stat!r} is not one of {STATS}.")
+        raise ValueError(f"stat={stat!r} is not one of {STATS}; choose one of them.")
     if stat == "fraction_above" and threshold is None:
         raise ValueError("stat='fraction_above' needs threshold= (a number, or a dict "
                          "{signature: number}).")
     if stat != "fraction_above" and threshold is not None:
         raise ValueError(f"threshold= only applies to stat='fraction_above', not {stat!r}.")
+    if isinstance(min_cells, bool) or not isinstance(min_cells, int | np.integer):
+        raise TypeError(f"min_cells must be an integer (cells per sample × group), got "
+                        f"{type(min_cells).__name__} {min_cells!r}; e.g. min_cells=10.")
     if int(min_cells) < 1:
         raise ValueError(f"min_cells must be at least 1, got {min_cells}.")
     obs = adata.obs
     for key, role in ((sample_key, "sample_key"), (groupby, "groupby")):
         if key is not None and key not in obs.columns:
             raise KeyError(f"{role}={key!r} is not a column of adata.obs (columns: "
-                           f"{list(obs.columns)}).")
+                           f"{list(obs.columns)}); pass one of them.")
     frame = _resolve_scores(adata, scores)
     if frame.index.has_duplicates:
         raise ValueError("the scores index has duplicated cell names; it must be "
@@ -156,7 +160,8 @@ def aggregate(
     na = meta.isna().any(axis=1)
     if na.any():
         warn(f"{int(na.sum())} cells have no {sample_key!r}"
-             f"{' or ' + repr(groupby) if groupby else ''} value and are left out.")
+             f"{' or ' + repr(groupby) if groupby else ''} value and are left out; fill "
+             "these obs values to keep them.")
     values = frame.loc[~na.to_numpy(), cols].astype(np.float64)
     meta = meta.loc[~na.to_numpy()]
     n_nan = int(values.isna().to_numpy().sum())

@@ -64,7 +64,9 @@ def _wide_tables(per_sample: pd.DataFrame, signatures, groups) -> dict[str, pd.D
                 f"signature (e.g. {ex}); it must hold one value per sample (as "
                 "oi.tl.aggregate returns). If these are cell-level scores: " + _PSEUDOREP)
         if not pd.api.types.is_numeric_dtype(long["value"]):
-            raise ValueError("the 'value' column of the per-sample table is not numeric.")
+            raise ValueError("the 'value' column of the per-sample table is not numeric "
+                             f"(dtype {long['value'].dtype}); convert it, e.g. "
+                             "per_sample['value'] = pd.to_numeric(per_sample['value']).")
         out = {}
         for g, sub in long.groupby("group", sort=True):
             out[g] = sub.pivot(index="sample", columns="signature", values="value")
@@ -230,7 +232,7 @@ def associate(
     >>> oi.tl.associate(bulk_scores, samples, "treatment", reference="naive") # doctest: +SKIP
     """
     if model not in MODELS:
-        raise ValueError(f"model={model!r} is not one of {MODELS}.")
+        raise ValueError(f"model={model!r} is not one of {MODELS}; choose one of them.")
     if not isinstance(per_sample, pd.DataFrame):
         raise TypeError("per_sample must be a pandas DataFrame (the output of "
                         f"oi.tl.aggregate or a samples × signatures table), got "
@@ -251,6 +253,9 @@ def associate(
     if sample_key is not None and model != "mixedlm":
         raise ValueError(f"sample_key= marks a cell-level table, which model={model!r} cannot "
                          "use. " + _PSEUDOREP)
+    if not 0 < float(alpha) < 1:
+        raise ValueError(f"alpha must lie in (0, 1) (1 - confidence level), got {alpha!r}; "
+                         "e.g. alpha=0.05 for 95% intervals.")
     if model == "permutation" and int(n_perm) < 1:
         raise ValueError(f"n_perm must be positive, got {n_perm}.")
     phenos = _as_list(phenotype)

@@ -32,7 +32,8 @@ def _resolve_matrix(adata: AnnData, layer: str | None, use_raw: bool | None):
     if layer is not None:
         if layer not in adata.layers:
             raise KeyError(f"Layer {layer!r} not found; available layers: "
-                           f"{list(adata.layers.keys()) or 'none'}.")
+                           f"{list(adata.layers.keys()) or 'none'}. Pass one of them, or "
+                           "layer=None to use adata.X.")
         return adata.layers[layer], adata.var_names, adata.var, f"adata.layers[{layer!r}]"
     return adata.X, adata.var_names, adata.var, "adata.X"
 
@@ -220,7 +221,19 @@ def score(
         raise ValueError("inplace=True stores computed scores; use compute=True, or "
                          "compute=False with inplace=False and store the result yourself.")
     if adata.n_obs == 0 or adata.n_vars == 0:
-        raise ValueError(f"adata is empty ({adata.n_obs} × {adata.n_vars}); nothing to score.")
+        raise ValueError(f"adata is empty ({adata.n_obs} × {adata.n_vars}); nothing to score. "
+                         "Check the filtering or subsetting that produced it.")
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int | np.integer) \
+            or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive integer (observations per chunk, "
+                         f"e.g. 10_000), got {chunk_size!r}.")
+    if random_state is not None and (isinstance(random_state, bool)
+                                     or not isinstance(random_state, int | np.integer)):
+        raise TypeError(f"random_state must be an integer seed or None, got "
+                        f"{type(random_state).__name__} {random_state!r}; e.g. random_state=0.")
+    if not 0 <= float(min_coverage) <= 1:
+        raise ValueError(f"min_coverage is a fraction of a signature's genes and must lie in "
+                         f"[0, 1], got {min_coverage!r}; e.g. min_coverage=0.5.")
     t0 = time.perf_counter()
     cls = METHODS[method]
     allowed = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
@@ -233,7 +246,8 @@ def score(
     if gene_symbols is not None:
         if gene_symbols not in var.columns:
             raise KeyError(f"gene_symbols={gene_symbols!r} is not a column of adata.var "
-                           f"(columns: {list(var.columns)}).")
+                           f"(columns: {list(var.columns)}); pass the column holding gene "
+                           "symbols, or gene_symbols=None when var_names are symbols.")
         match_names = pd.Index(var[gene_symbols].astype(str))
     else:
         match_names = pd.Index(var_names.astype(str))
@@ -266,6 +280,9 @@ def score(
     if not meth.accepts_counts and not allow_counts:
         msg = scale_error(report, method, where, obs_word)
         if msg:
+            if layer is None and len(adata.layers):
+                msg += (f" adata.layers holds {list(adata.layers.keys())}: if one of them is "
+                        "log-normalised, pass layer='<name>'.")
             raise ValueError(msg)
     if not meth.accepts_negative and report.kind == "scaled":
         raise ValueError(
