@@ -1,0 +1,412 @@
+"""Atlas-scale benchmark: out-of-core scoring of a large backed .h5ad (issue 8).
+
+1. Writes a synthetic sparse ``.h5ad`` (default 1,000,000 cells × 20,000 genes, ~1,500
+   stored values per cell, float32 log-normalised-looking values, CSR), generated and
+   written in row blocks so it is never whole in memory, into ``benchmarks/data/``
+   (git-ignored). Genes have log-normally distributed expression frequencies, so some
+   genes are in almost every cell and most are rare, as in real data.
+2. Measures, each stage in its own subprocess (wall time; peak RSS of the process tree,
+   sampled every 0.1 s, plus ``ru_maxrss`` of the driver and of its children):
+
+   a. ``read``: one plain streaming read of X with h5py (``data`` and ``indices`` of
+      ``chunk_size`` rows at a time): the I/O limit of any out-of-core method;
+   b. ``backed_<method>``: ``oi.tl.score`` of 20 signatures of 50 genes on
+      ``anndata.read_h5ad(path, backed="r")`` for ``module`` and ``aucell``;
+   c. ``dask_<method>``: the same on a dask array from
+      ``anndata.experimental.read_elem_lazy`` on a 2-worker ``distributed.LocalCluster``
+      (one thread per worker, ``NUMBA_NUM_THREADS=1`` in each worker).
+
+3. Prints a table and writes ``benchmarks/results/scale.json`` (machine, versions,
+   configuration, figures, ratios of scoring time to the plain read).
+
+Usage::
+
+    python benchmarks/scale_bench.py                 # 1M cells (~12 GB file, ~15-25 min)
+    python benchmarks/scale_bench.py --n-cells 50000 # quick run
+
+The page cache is not dropped: when the file fits in free memory, the read and scoring
+stages read it from cache (the plain read is run once untimed first, so every stage sees
+the same warm cache); the JSON records the file size and total memory for context.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+N_SIGNATURES, SIG_SIZE = 20, 50
+
+
+# ---------------------------------------------------------------------------------------
+# data
+# ---------------------------------------------------------------------------------------
+def _solve_rate(w: np.ndarray, target: float) -> float:
+    """Poisson rate lam with sum_j (1 - exp(-lam w_j)) = target (expected distinct genes)."""
+    lo, hi = 0.0, 1.0
+    while np.sum(-np.expm1(-hi * w)) < target:
+        hi *= 2
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        if np.sum(-np.expm1(-mid * w)) < target:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def write_synthetic_h5ad(path: Path, n_cells: int, n_genes: int, nnz_per_cell: int,
+                         seed: int = 0, rows_per_block: int = 10_000) -> dict:
+    """Write a CSR ``.h5ad`` block by block; return its description.
+
+    Each cell's stored genes are the distinct hits of a Poisson process over genes
+    weighted by log-normal frequencies (expected ``nnz_per_cell`` distinct genes), so
+    indices come out sorted; values are ``log1p(Gamma(2, 2))`` in float32.
+    """
+    import anndata as ad
+    import h5py
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    w = rng.lognormal(0.0, 1.5, n_genes)
+    w = w / w.sum()
+    cumw = np.cumsum(w)
+    cumw[-1] = 1.0
+    lam = _solve_rate(w, nnz_per_cell)
+    k = int(np.ceil(lam + 8 * np.sqrt(lam) + 16))
+    obs = pd.DataFrame(index=pd.Index([f"cell{i}" for i in range(n_cells)]))
+    var = pd.DataFrame(index=pd.Index([f"GENE{j}" for j in range(n_genes)]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.h5ad")
+    ad.AnnData(obs=obs, var=var).write_h5ad(tmp)
+    t0 = time.perf_counter()
+    with h5py.File(tmp, "a") as f:
+        if "X" in f:
+            del f["X"]
+        g = f.create_group("X")
+        g.attrs["encoding-type"] = "csr_matrix"
+        g.attrs["encoding-version"] = "0.1.0"
+        g.attrs["shape"] = (n_cells, n_genes)
+        dchunk = (1 << 20,)
+        dset = g.create_dataset("data", (0,), dtype=np.float32, maxshape=(None,),
+                                chunks=dchunk)
+        iset = g.create_dataset("indices", (0,), dtype=np.int32, maxshape=(None,),
+                                chunks=dchunk)
+        indptr = np.zeros(n_cells + 1, dtype=np.int64)
+        total = 0
+        for s in range(0, n_cells, rows_per_block):
+            e = min(n_cells, s + rows_per_block)
+            r = e - s
+            pos = np.cumsum(rng.exponential(1.0, (r, k)), axis=1) / lam
+            keep = pos < 1.0
+            genes = np.searchsorted(cumw, pos, side="right")
+            genes = np.minimum(genes, n_genes - 1)
+            dup = np.zeros_like(keep)
+            dup[:, 1:] = genes[:, 1:] == genes[:, :-1]
+            keep &= ~dup
+            counts = keep.sum(axis=1)
+            cols = genes[keep].astype(np.int32)  # row-major: sorted within each row
+            vals = np.log1p(rng.gamma(2.0, 2.0, cols.size)).astype(np.float32)
+            n = cols.size
+            dset.resize((total + n,))
+            iset.resize((total + n,))
+            dset[total:total + n] = vals
+            iset[total:total + n] = cols
+            indptr[s + 1:e + 1] = total + np.cumsum(counts)
+            total += n
+            if (s // rows_per_block) % 10 == 0:
+                print(f"  wrote {e:,}/{n_cells:,} cells ({total / e:.0f} nnz/cell, "
+                      f"{time.perf_counter() - t0:.0f} s)", flush=True)
+        g.create_dataset("indptr", data=indptr)
+        g.attrs["osteoimmune_benchmark"] = json.dumps(
+            {"n_cells": n_cells, "n_genes": n_genes, "nnz_per_cell": nnz_per_cell,
+             "seed": seed})
+    os.replace(tmp, path)
+    return {"nnz": int(total), "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def _existing_matches(path: Path, n_cells: int, n_genes: int, nnz_per_cell: int,
+                      seed: int) -> int | None:
+    import h5py
+
+    if not path.exists():
+        return None
+    try:
+        with h5py.File(path, "r") as f:
+            meta = json.loads(f["X"].attrs["osteoimmune_benchmark"])
+            if meta == {"n_cells": n_cells, "n_genes": n_genes,
+                        "nnz_per_cell": nnz_per_cell, "seed": seed}:
+                return int(f["X/data"].shape[0])
+    except Exception:  # a broken or foreign file is rewritten
+        return None
+    return None
+
+
+def signatures(n_genes: int, seed: int = 1) -> dict[str, list[str]]:
+    rng = np.random.default_rng(seed)
+    return {f"sig{i:02d}": [f"GENE{j}" for j in rng.choice(n_genes, SIG_SIZE, replace=False)]
+            for i in range(N_SIGNATURES)}
+
+
+# ---------------------------------------------------------------------------------------
+# stages (run in a child process: python scale_bench.py --stage NAME ...)
+# ---------------------------------------------------------------------------------------
+def stage_read(path: Path, chunk_size: int) -> dict:
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        g = f["X"]
+        indptr = g["indptr"][...]
+        n = len(indptr) - 1
+        checksum = 0.0
+        for s in range(0, n, chunk_size):
+            e = min(n, s + chunk_size)
+            lo, hi = int(indptr[s]), int(indptr[e])
+            data = g["data"][lo:hi]
+            indices = g["indices"][lo:hi]
+            checksum += float(data[:1].sum()) + float(indices[:1].sum())
+    return {"checksum": checksum}
+
+
+def stage_backed(path: Path, chunk_size: int, method: str, n_genes: int) -> dict:
+    import warnings
+
+    import anndata as ad
+
+    import osteoimmune as oi
+
+    b = ad.read_h5ad(path, backed="r")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = oi.tl.score(b, signatures(n_genes), method=method, chunk_size=chunk_size,
+                          progress=False)
+    b.file.close()
+    return {"shape": list(res.shape), "mean": float(res.to_numpy().mean()),
+            "checksum": float(np.abs(res.to_numpy()).sum())}
+
+
+def stage_dask(path: Path, chunk_size: int, method: str, n_genes: int,
+               n_workers: int) -> dict:
+    import warnings
+
+    import anndata as ad
+    import distributed
+    import h5py
+    from anndata.experimental import read_elem_lazy
+
+    import osteoimmune as oi
+
+    with distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1,
+                                  processes=True, dashboard_address=None,
+                                  memory_limit=0) as cluster, \
+            distributed.Client(cluster):
+        with h5py.File(path, "r") as f:
+            X = read_elem_lazy(f["X"], chunks=(chunk_size, -1))
+            adata = ad.AnnData(X=X, obs=ad.io.read_elem(f["obs"]),
+                               var=ad.io.read_elem(f["var"]))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                res = oi.tl.score(adata, signatures(n_genes), method=method,
+                                  chunk_size=chunk_size, progress=False)
+    return {"shape": list(res.shape), "mean": float(res.to_numpy().mean()),
+            "checksum": float(np.abs(res.to_numpy()).sum())}
+
+
+def _child_main(args) -> None:
+    import resource
+
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    t0 = time.perf_counter()
+    path = Path(args.path)
+    if args.stage == "read":
+        out = stage_read(path, args.chunk_size)
+    elif args.stage.startswith("backed_"):
+        out = stage_backed(path, args.chunk_size, args.stage[7:], args.n_genes)
+    elif args.stage.startswith("dask_"):
+        out = stage_dask(path, args.chunk_size, args.stage[5:], args.n_genes,
+                         args.n_workers)
+    elif args.stage == "warmup":
+        # compile every numba kernel once (cached on disk) so no stage pays for it
+        import anndata as ad
+        import scipy.sparse as sp
+
+        import osteoimmune as oi
+
+        X = sp.random(200, 300, density=0.2, format="csr", dtype=np.float32,
+                      random_state=0)
+        X.data = np.log1p(X.data * 10).astype(np.float32)
+        a = ad.AnnData(X=X)
+        a.var_names = [f"GENE{j}" for j in range(300)]
+        for m in ("module", "aucell"):
+            oi.tl.score(a, {"s": ["GENE1", "GENE2", "GENE3", "GENE4"]}, method=m,
+                        progress=False)
+        out = {}
+    else:
+        raise SystemExit(f"unknown stage {args.stage}")
+    out["wall_s"] = time.perf_counter() - t0
+    out["ru_maxrss_self_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["ru_maxrss_children_mb"] = \
+        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print("RESULT " + json.dumps(out), flush=True)
+
+
+def run_stage(name: str, args, env=None) -> dict:
+    """Run one stage in a subprocess; sample the RSS of its process tree."""
+    import psutil
+
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--stage", name, "--path",
+           str(args.path), "--chunk-size", str(args.chunk_size), "--n-genes",
+           str(args.n_genes), "--n-workers", str(args.n_workers)]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})})
+    peak = [0]
+    stop = threading.Event()
+
+    def sample():
+        try:
+            p = psutil.Process(proc.pid)
+        except psutil.NoSuchProcess:
+            return
+        while not stop.is_set():
+            try:
+                rss = p.memory_info().rss + sum(c.memory_info().rss
+                                                for c in p.children(recursive=True))
+                peak[0] = max(peak[0], rss)
+            except psutil.Error:
+                pass
+            stop.wait(0.1)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    stdout, stderr = proc.communicate()
+    stop.set()
+    th.join()
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"stage {name} failed ({proc.returncode}):\n{stderr[-4000:]}")
+    line = [ln for ln in stdout.splitlines() if ln.startswith("RESULT ")][-1]
+    out = json.loads(line[7:])
+    out["process_wall_s"] = wall
+    out["peak_rss_tree_mb"] = peak[0] / 2**20
+    return out
+
+
+def _versions() -> dict:
+    from importlib.metadata import version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("osteoimmune", "anndata", "numpy", "scipy", "numba", "h5py", "dask",
+                "distributed", "scanpy"):
+        try:
+            out[pkg] = version(pkg)
+        except Exception:
+            out[pkg] = None
+    return out
+
+
+def _machine() -> dict:
+    import psutil
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for ln in fh:
+                if ln.startswith("model name"):
+                    cpu = ln.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"platform": platform.platform(), "cpu": cpu, "logical_cores": os.cpu_count(),
+            "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+            "load_avg_at_start": os.getloadavg()}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n-cells", type=int, default=1_000_000)
+    ap.add_argument("--n-genes", type=int, default=20_000)
+    ap.add_argument("--nnz-per-cell", type=int, default=1_500)
+    ap.add_argument("--chunk-size", type=int, default=10_000)
+    ap.add_argument("--n-workers", type=int, default=2)
+    ap.add_argument("--methods", default="module,aucell")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--data-dir", type=Path, default=HERE / "data")
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "scale.json")
+    ap.add_argument("--skip-dask", action="store_true")
+    ap.add_argument("--stage", help=argparse.SUPPRESS)
+    ap.add_argument("--path", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.stage:
+        _child_main(args)
+        return
+
+    path = args.data_dir / (f"scale_{args.n_cells}x{args.n_genes}_{args.nnz_per_cell}"
+                            f"_s{args.seed}.h5ad")
+    args.path = path
+    machine, versions = _machine(), _versions()
+    nnz = _existing_matches(path, args.n_cells, args.n_genes, args.nnz_per_cell, args.seed)
+    gen = None
+    if nnz is None:
+        print(f"writing {path} ...", flush=True)
+        gen = write_synthetic_h5ad(path, args.n_cells, args.n_genes, args.nnz_per_cell,
+                                   seed=args.seed)
+        nnz = gen["nnz"]
+    file_gb = path.stat().st_size / 1e9
+    print(f"{path.name}: {nnz:,} stored values ({nnz / args.n_cells:.0f}/cell), "
+          f"{file_gb:.2f} GB", flush=True)
+
+    methods = [m for m in args.methods.split(",") if m]
+    figures: dict[str, dict] = {}
+    run_stage("warmup", args)
+    run_stage("read", args)  # untimed: every stage then sees the same page cache
+    stages = ["read"] + [f"backed_{m}" for m in methods]
+    if not args.skip_dask:
+        stages += [f"dask_{m}" for m in methods]
+    for st in stages:
+        env = {"NUMBA_NUM_THREADS": "1"} if st.startswith("dask_") else None
+        print(f"stage {st} ...", flush=True)
+        figures[st] = run_stage(st, args, env=env)
+    read_s = figures["read"]["wall_s"]
+    for fig in figures.values():
+        fig["ratio_to_read"] = round(fig["wall_s"] / read_s, 2)
+    x_bytes = nnz * 8 + (args.n_cells + 1) * 8
+    result = {
+        "benchmark": "osteoimmune atlas-scale out-of-core scoring (issue 8)",
+        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": machine, "versions": versions,
+        "config": {"n_cells": args.n_cells, "n_genes": args.n_genes,
+                   "nnz_per_cell_target": args.nnz_per_cell, "nnz": nnz,
+                   "x_bytes": x_bytes, "file_gb": round(file_gb, 3),
+                   "chunk_size": args.chunk_size, "n_signatures": N_SIGNATURES,
+                   "signature_size": SIG_SIZE, "methods": methods,
+                   "dask_workers": args.n_workers, "dask_threads_per_worker": 1,
+                   "page_cache": "not dropped; a warm-up read precedes the timed stages"},
+        "generate": gen,
+        "figures": {k: {kk: (round(v, 3) if isinstance(v, float) else v)
+                        for kk, v in d.items()} for k, d in figures.items()},
+        "goals": {"ratio_to_read_max": 2.0, "peak_rss_gib_max": 4.0},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print()
+    print(f"{'stage':<16}{'wall s':>9}{'x read':>8}{'peak RSS tree MiB':>19}"
+          f"{'driver MiB':>12}{'children MiB':>14}")
+    for st, fig in figures.items():
+        print(f"{st:<16}{fig['wall_s']:>9.1f}{fig['ratio_to_read']:>8.2f}"
+              f"{fig['peak_rss_tree_mb']:>19.0f}{fig['ru_maxrss_self_mb']:>12.0f}"
+              f"{fig['ru_maxrss_children_mb']:>14.0f}")
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
