@@ -76,11 +76,13 @@ def _execute(name: str, params: dict, workdir: Path) -> Path:
 class _Runs:
     """Starts every notebook whose data are present, in parallel, on first use."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, wanted: set[str]):
         self.workdir = workdir
         self.skipped: dict[str, list[Path]] = {}
         runnable = {}
         for name, (params, datasets) in NOTEBOOKS.items():
+            if name not in wanted:
+                continue
             missing = _missing_data(datasets)
             if missing:
                 self.skipped[name] = missing
@@ -106,8 +108,12 @@ class _Runs:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    r = _Runs(tmp_path_factory.mktemp("notebooks"))
+def runs(request, tmp_path_factory):
+    # run only the notebooks that the selected tests (-k, node ids) need
+    here = [item.name for item in request.session.items if item.path == Path(__file__)]
+    wanted = {n for n in NOTEBOOKS
+              if any(f"[{n}]" in t or t.startswith(f"test_{n[:2]}_") for t in here)}
+    r = _Runs(tmp_path_factory.mktemp("notebooks"), wanted)
     yield r
     r.pool.shutdown(wait=True, cancel_futures=True)
 
