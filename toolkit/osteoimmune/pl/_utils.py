@@ -6,6 +6,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -88,7 +89,9 @@ def save_figure(fig: Figure, save: str | os.PathLike | None, dpi: int = 150) -> 
         meta = {"CreationDate": None, "Creator": "osteoimmune"}
     elif suffix == ".svg":
         meta = {"Date": None, "Creator": "osteoimmune"}
-    fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata=meta)
+    # a fixed svg.hashsalt makes the SVG element ids (clip paths) the same in every process
+    with matplotlib.rc_context({"svg.hashsalt": "osteoimmune"}):
+        fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata=meta)
 
 
 def new_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
