@@ -14,9 +14,13 @@ OSTEOIMMUNE_DOCS_INTERSPHINX=1
     the inventories are downloaded at build time, and CI (and this project's build machines)
     have no network; a failed download would be a warning, and warnings are errors here.
     Read the Docs (``READTHEDOCS=True``) turns it on.
-OSTEOIMMUNE_DOCS_EXECUTE=cache|force|auto
-    Execute the notebooks (with a jupyter-cache in ``docs/_build/.jupyter_cache``) instead of
-    rendering their stored outputs (the default, ``off``).
+OSTEOIMMUNE_DOCS_EXECUTE=auto|off|cache|force
+    ``auto`` (default): render notebooks from their stored outputs and execute those committed
+    without outputs; ``off``: never execute; ``cache``: execute all with a jupyter-cache in
+    ``docs/_build/.jupyter_cache``; ``force``: execute all.
+OSTEOIMMUNE_DOCS_EXECUTE_ONLY=<glob>
+    Execute only the notebooks whose file name matches (e.g. ``01_*``); the test suite uses
+    this to keep the docs build short (every notebook is executed by its own tests).
 """
 
 from __future__ import annotations
@@ -51,7 +55,9 @@ extensions = [
     "oi_docgen",
 ]
 
-# --- generated pages (docs/_ext/oi_docgen.py)
+# --- generated pages (docs/_ext/oi_docgen.py); MathJax is served from _static/mathjax (files
+# of the sphinx-mathjax-offline package) so that no page loads anything from the web
+oi_offline_mathjax = True
 oi_repo_root = str(REPO)
 # pages other tools write into docs/; the index lists them only when they exist
 oi_optional_pages = ["validation", "errors"]
@@ -60,14 +66,20 @@ oi_optional_pages = ["validation", "errors"]
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
 master_doc = "index"
 exclude_patterns = ["_build", "**.ipynb_checkpoints", "Thumbs.db", ".DS_Store", "README.md",
-                    "**/_*.inc"]
+                    "**/README.md", "**/_*.inc", "tools", "jupyter_execute"]
 templates_path = ["_templates"]
 
 # --- MyST / myst-nb
 myst_enable_extensions = ["colon_fence", "deflist", "dollarmath", "substitution"]
 myst_heading_anchors = 3
 myst_substitutions = {"version": release}
-nb_execution_mode = os.environ.get("OSTEOIMMUNE_DOCS_EXECUTE", "off")
+# "auto" (as refined by oi_docgen): a notebook committed with outputs is rendered from them;
+# one committed without any output is executed (in a temporary folder) while the docs are
+# built, so every tutorial shows its tables and figures. Override with
+# OSTEOIMMUNE_DOCS_EXECUTE=off|cache|force; OSTEOIMMUNE_DOCS_EXECUTE_ONLY=<glob> restricts
+# execution to matching notebooks (the others are rendered as committed).
+nb_execution_mode = os.environ.get("OSTEOIMMUNE_DOCS_EXECUTE", "auto")
+nb_execution_in_temp = True
 nb_execution_cache_path = str(HERE / "_build" / ".jupyter_cache")
 nb_execution_timeout = 600
 nb_execution_raise_on_error = True

@@ -25,6 +25,8 @@ generated files that no longer correspond to anything are removed.
 
 from __future__ import annotations
 
+import fnmatch
+import importlib.util
 import inspect
 import json
 import os
@@ -38,6 +40,7 @@ from typing import Any
 from sphinx.application import Sphinx
 from sphinx.config import Config
 from sphinx.util import logging
+from sphinx.util.fileutil import copy_asset
 
 logger = logging.getLogger(__name__)
 
@@ -228,10 +231,11 @@ def _coverage(signatures: list, spaces: list[dict[str, Any]]) -> dict[str, dict[
 
     out: dict[str, dict[str, Any]] = {s.name: {} for s in signatures}
     for space in spaces:
-        sigs = [s if s.species == space["species"] else s.to_species(space["species"])
-                for s in signatures]
         with warnings.catch_warnings():
+            # ortholog losses and low coverage are what the table reports, not news
             warnings.simplefilter("ignore")
+            sigs = [s if s.species == space["species"] else s.to_species(space["species"])
+                    for s in signatures]
             try:
                 _, report = oi.signatures.match_signatures(
                     sigs, space["genes"], species=space["species"], min_coverage=0.0,
@@ -566,7 +570,15 @@ def _notebook_title(path: Path) -> str | None:
     return None
 
 
-def generate_tutorials(w: _Writer, repo: Path) -> None:
+def _has_outputs(path: Path) -> bool:
+    try:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return False
+    return any(c.get("outputs") for c in nb.get("cells", []) if c.get("cell_type") == "code")
+
+
+def generate_tutorials(w: _Writer, repo: Path) -> list[Path]:
     nb_dir = repo / "notebooks"
     notebooks = sorted(p for p in nb_dir.glob("*.ipynb")
                        if not p.name.startswith(("_", ".")) and ".ipynb_checkpoints" not in p.parts)
@@ -588,6 +600,24 @@ def generate_tutorials(w: _Writer, repo: Path) -> None:
                      "as soon as executed notebooks are committed there.\n```\n")
     w.write("tutorials/_toc.inc", "\n".join(lines))
     w.prune(["tutorials"], (".ipynb", ".inc", ".png", ".svg", ".jpg", ".jpeg", ".gif"))
+    return notebooks
+
+
+def _execution_excludes(notebooks: list[Path], mode: str, only: str | None) -> list[str]:
+    """myst-nb exclude patterns implementing this site's execution rule.
+
+    myst-nb's own ``auto`` mode re-executes a notebook as soon as one code cell has no output
+    (an ``import`` cell, say). Here ``auto`` means: a notebook committed with outputs is
+    rendered from them, one committed without any output is executed. ``only`` (a glob,
+    e.g. ``01_*``) restricts execution to matching notebooks in every mode.
+    """
+    excludes = []
+    for nb in notebooks:
+        if only and not fnmatch.fnmatch(nb.name, only):
+            excludes.append(f"**/generated/tutorials/{nb.name}")
+        elif mode == "auto" and _has_outputs(nb):
+            excludes.append(f"**/generated/tutorials/{nb.name}")
+    return excludes
 
 
 # --------------------------------------------------------------------------- events
@@ -600,11 +630,42 @@ def _generate(app: Sphinx, config: Config) -> None:
     steps = (("API pages", lambda: generate_api(out)),
              ("signature library", lambda: generate_signatures(out)),
              ("data sets", lambda: generate_datasets(out)),
-             ("performance", lambda: generate_performance(out, repo)),
-             ("tutorials", lambda: generate_tutorials(out, repo)))
+             ("performance", lambda: generate_performance(out, repo)))
     for label, step in steps:
         logger.info(f"[oi_docgen] generating {label}")
         step()
+    notebooks = generate_tutorials(out, repo)
+    if "nb_execution_mode" in config:
+        excludes = _execution_excludes(notebooks, config.nb_execution_mode,
+                                       config.oi_execute_only or None)
+        config.nb_execution_excludepatterns = [*config.nb_execution_excludepatterns, *excludes]
+    _use_offline_mathjax(config)
+
+
+def _offline_mathjax_dir() -> Path | None:
+    """MathJax 3 as shipped by the ``sphinx-mathjax-offline`` package, if installed."""
+    spec = importlib.util.find_spec("sphinx-mathjax-offline")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / "static" / "mathjax"
+    return folder if (folder / "tex-chtml.js").exists() else None
+
+
+def _use_offline_mathjax(config: Config) -> None:
+    """Serve MathJax from ``_static/mathjax`` so no page loads anything from the web.
+
+    Same effect as the ``sphinx-mathjax-offline`` extension (whose files it uses), which
+    cannot be listed in ``extensions`` because it does not declare itself parallel-safe.
+    """
+    if config.oi_offline_mathjax and _offline_mathjax_dir() is not None:
+        config.mathjax_path = "mathjax/tex-chtml.js"
+
+
+def _copy_mathjax(app: Sphinx, exc: Exception | None) -> None:
+    folder = _offline_mathjax_dir()
+    if exc is None and app.config.oi_offline_mathjax and folder is not None \
+            and app.builder.format == "html":
+        copy_asset(str(folder), str(Path(app.outdir) / "_static" / "mathjax"))
 
 
 def _drop_missing_optional_pages(app: Sphinx, docname: str, source: list[str]) -> None:
@@ -655,6 +716,10 @@ def _click_literal_blocks(app: Sphinx, ctx: Any, lines: list[str]) -> None:
 def setup(app: Sphinx) -> dict[str, Any]:
     app.add_config_value("oi_repo_root", None, "env")
     app.add_config_value("oi_optional_pages", [], "env")
+    app.add_config_value("oi_execute_only", os.environ.get("OSTEOIMMUNE_DOCS_EXECUTE_ONLY", ""),
+                         "env")
+    app.add_config_value("oi_offline_mathjax", True, "html")
+    app.connect("build-finished", _copy_mathjax)
     app.connect("config-inited", _generate, priority=400)
     app.connect("source-read", _drop_missing_optional_pages)
     if "sphinx_click" in app.extensions or "sphinx_click" in app.config.extensions:
