@@ -17,7 +17,7 @@ import numpy as np
 
 from .._utils import warn
 from ._base import ScoreContext, ScoringMethod
-from ._kernels import aucell_chunk
+from ._kernels import aucell_chunk, aucell_chunk_f32
 from ._source import Chunk
 
 
@@ -83,6 +83,7 @@ class AUCell(ScoringMethod):
                  + ", ".join(dropped))
         self._kept_pos = kept_pos
         self._perm_pos = perm_pos
+        self._perm_gene = np.flatnonzero(kept)[perm].astype(np.int64)  # perm position -> gene
         self._n_kept = n_kept
         self._ptr = np.asarray(ptr, dtype=np.int64)
         self._genes = np.concatenate(genes).astype(np.int64) if genes else np.zeros(0, np.int64)
@@ -92,6 +93,11 @@ class AUCell(ScoringMethod):
         return list(self._names)
 
     def score_chunk(self, chunk: Chunk) -> np.ndarray:
+        if chunk.data.dtype == np.float32 and self._n_kept < 2**32:
+            return aucell_chunk_f32(chunk.indptr, chunk.indices, chunk.data,
+                                    chunk.data.view(np.uint32), self._kept_pos, self._perm_pos,
+                                    self._perm_gene, self._n_kept, self.n_up, self._ptr,
+                                    self._genes, self._max_auc)
         return aucell_chunk(chunk.indptr, chunk.indices, chunk.data, self._kept_pos,
                             self._perm_pos, self._n_kept, self.n_up, self._ptr, self._genes,
                             self._max_auc)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ._base import ScoreContext, ScoringMethod
-from ._kernels import ucell_chunk
+from ._kernels import ucell_chunk, ucell_chunk_f32
 from ._source import Chunk
 
 
@@ -74,6 +74,11 @@ class UCell(ScoringMethod):
         return list(self._names)
 
     def score_chunk(self, chunk: Chunk) -> np.ndarray:
+        if chunk.data.dtype == np.float32:
+            return ucell_chunk_f32(chunk.indptr, chunk.indices, chunk.data,
+                                   chunk.data.view(np.uint32), self.n_genes,
+                                   float(self.max_rank), self._ptr, self._genes, self._signs,
+                                   self._miss_p, self._miss_n, self.w_neg)
         return ucell_chunk(chunk.indptr, chunk.indices, chunk.data, self.n_genes,
                            float(self.max_rank), self._ptr, self._genes, self._signs,
                            self._miss_p, self._miss_n, self.w_neg)

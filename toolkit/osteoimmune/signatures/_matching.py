@@ -207,6 +207,11 @@ def match_signatures(
         n_req = len(sig.genes)
         if not idx and on_empty == "drop":
             empty.append(f"{sig.name} (0/{n_req})")
+            rows.append({
+                "signature": sig.name, "n_requested": n_req, "n_found": 0,
+                "n_missing": len(missing), "coverage": 0.0, "missing": ";".join(missing),
+                "n_alias": 0,
+            })
             continue
         if not idx:
             raise ValueError(
@@ -238,7 +243,7 @@ def match_signatures(
         warn(f"{len(empty)} signature(s) have no gene in the data and are left out: "
              + ", ".join(empty))
     cov = pd.DataFrame(rows).set_index("signature")
-    low = cov.index[cov["coverage"] < min_coverage]
+    low = cov.index[(cov["coverage"] < min_coverage) & (cov["n_found"] > 0)]
     if len(low):
         detail = ", ".join(f"{n} ({cov.at[n, 'n_found']}/{cov.at[n, 'n_requested']})"
                            for n in low[:10])
