@@ -205,6 +205,11 @@ class MatrixSource:
             return self._dask_rows(start, stop)
         if self.kind == "backed_sparse" and self.X.format == "csr":
             return self._backed_csr_arrays(start, stop)
+        if self.kind == "sparse" and self.X.format == "csr":
+            # views into the in-memory CSR arrays: scipy's row slicing copies and is slow
+            ip = np.asarray(self.X.indptr[start:stop + 1], dtype=np.int64)
+            lo, hi = int(ip[0]), int(ip[-1])
+            return ip - lo, self.X.indices[lo:hi], self.X.data[lo:hi]
         return self.X[start:stop]
 
     # -- conversion ----------------------------------------------------------------
