@@ -200,12 +200,17 @@ def test_fetch_passes_the_registry_sha256_to_pooch(tmp_path, monkeypatch):
     assert not (tmp_path / "test_set" / "data.txt").exists()
 
 
-def test_unverified_download_is_announced(tmp_path, monkeypatch):
-    """Entries marked verified: false (no published checksum) download only with a warning
-    that says so; see the closing note of issue 9."""
+def test_unverified_download_needs_opt_in(tmp_path, monkeypatch):
+    """Entries marked verified: false (no recorded checksum) are refused by default; with
+    allow_unverified=True they download with a warning giving the file's sha256."""
+    import hashlib
+
     import pooch
 
+    calls = []
+
     def fake_retrieve(url, known_hash, fname, path, progressbar):
+        calls.append(url)
         assert known_hash is None
         p = Path(path) / fname
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -213,9 +218,14 @@ def test_unverified_download_is_announced(tmp_path, monkeypatch):
         return str(p)
 
     monkeypatch.setattr(pooch, "retrieve", fake_retrieve)
-    with pytest.warns(UserWarning, match="downloaded without a checksum"):
+    with pytest.raises(DatasetFileError, match="allow_unverified=True"):
         fetch_file(_entry("https://example.org/data.txt", None), "matrix", tmp_path,
                    progressbar=False)
+    assert calls == []  # nothing was downloaded
+    sha = hashlib.sha256(b"x").hexdigest()
+    with pytest.warns(UserWarning, match=f"its sha256 is {sha}"):
+        fetch_file(_entry("https://example.org/data.txt", None), "matrix", tmp_path,
+                   progressbar=False, allow_unverified=True)
 
 
 def test_local_download_is_verified_end_to_end(tmp_path):

@@ -41,7 +41,11 @@ def info_cmd(name: str) -> None:
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Cache folder (default: $OSTEOIMMUNE_DATA_DIR or the platform cache).")
 @click.option("--no-download", is_flag=True, help="Only verify the files already cached.")
-def fetch_cmd(name: str, cache_dir: str | None, no_download: bool) -> None:
+@click.option("--allow-unverified", is_flag=True,
+              help="Also download files without a recorded sha256 (verified: false entries); "
+                   "their checksum is printed.")
+def fetch_cmd(name: str, cache_dir: str | None, no_download: bool,
+              allow_unverified: bool) -> None:
     """Fetch (or verify) every file of NAME into the cache and print the paths."""
     from ..datasets import DatasetFileError, fetch_file, get_entry
 
@@ -52,7 +56,8 @@ def fetch_cmd(name: str, cache_dir: str | None, no_download: bool) -> None:
     failed = False
     for spec in entry["files"]:
         try:
-            path = fetch_file(entry, spec["role"], cache_dir, download=not no_download)
+            path = fetch_file(entry, spec["role"], cache_dir, download=not no_download,
+                              allow_unverified=allow_unverified)
         except DatasetFileError as err:
             failed = True
             click.echo(f"FAILED {spec['role']}: {err}", err=True)

@@ -83,6 +83,7 @@ def load(
     download: bool = True,
     registry: str | os.PathLike | dict | None = None,
     progressbar: bool = True,
+    allow_unverified: bool = False,
 ) -> AnnData:
     """Load a registered public data set as AnnData.
 
@@ -106,6 +107,9 @@ def load(
         default: the shipped registry.
     progressbar
         Show the download progress bar.
+    allow_unverified
+        Allow downloading files of ``verified: false`` entries, which have no recorded
+        sha256 (off by default: only verifiable downloads).
 
     Returns
     -------
@@ -134,7 +138,8 @@ def load(
     root = _resolve_cache(cache_dir)
 
     def fetch(role: str) -> Path | None:
-        return fetch_file(entry, role, root, download=download, progressbar=progressbar)
+        return fetch_file(entry, role, root, download=download, progressbar=progressbar,
+                          allow_unverified=allow_unverified)
 
     fetch.cache_dir = root  # type: ignore[attr-defined]
     fetch.download = download  # type: ignore[attr-defined]

@@ -134,7 +134,7 @@ def _file_sha(path: Path) -> str:
 
 
 def fetch_file(entry: dict, role: str, cache_dir=None, *, download: bool = True,
-               progressbar: bool = True) -> Path | None:
+               progressbar: bool = True, allow_unverified: bool = False) -> Path | None:
     """Return the local path of one registered file, verified against its sha256.
 
     A file already in the cache (``cache_dir / path``) is used only if its sha256 matches the
@@ -154,6 +154,11 @@ def fetch_file(entry: dict, role: str, cache_dir=None, *, download: bool = True,
         Allow downloading missing files.
     progressbar
         Show pooch's progress bar while downloading.
+    allow_unverified
+        Download a file whose sha256 the registry does not record (``verified: false``
+        entries). Off by default: osteoimmune downloads only what it can verify. When on,
+        the sha256 of the downloaded file is reported in a warning so that it can be
+        recorded.
     """
     spec = next((f for f in entry["files"] if f["role"] == role), None)
     if spec is None:
@@ -193,9 +198,12 @@ def fetch_file(entry: dict, role: str, cache_dir=None, *, download: bool = True,
     import pooch
 
     known = f"sha256:{sha}" if sha is not None else None
-    if known is None:
-        warn(f"data set {entry['name']!r} is not verified: {url} is downloaded without a "
-             "checksum; record the sha256 pooch logs if you rely on it.")
+    if known is None and not allow_unverified:
+        raise DatasetFileError(
+            f"data set {entry['name']!r} is not verified: the registry records no sha256 for "
+            f"{url}, and osteoimmune downloads only files it can verify. Download it yourself "
+            f"and place it at {path}, or pass allow_unverified=True (CLI: "
+            "--allow-unverified) to download it and report its sha256.")
     try:
         got = pooch.retrieve(url, known_hash=known, fname=path.name, path=path.parent,
                              progressbar=progressbar)
@@ -205,6 +213,10 @@ def fetch_file(entry: dict, role: str, cache_dir=None, *, download: bool = True,
     except Exception as err:
         raise DatasetFileError(f"could not download {url} for data set {entry['name']!r}: "
                                f"{err}. Check the network, or place the file at {path}.") from err
+    if known is None:
+        warn(f"data set {entry['name']!r} is not verified: {url} was downloaded without a "
+             f"checksum to check against; its sha256 is {_file_sha(Path(got))} (record it in "
+             "the registry to make the entry verified).")
     return Path(got)
 
 
