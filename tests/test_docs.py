@@ -51,6 +51,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-quic", "--disable-default-apps", "--disable-extensions"]
 
 FIRST_TUTORIAL_GLOB = "01_*"
+VIEWPORT = {"width": 1280, "height": 900}
 
 pytestmark = pytest.mark.slow
 
@@ -289,7 +290,7 @@ def test_cli_page_documents_every_command(built_docs):
                     if opt.startswith("--"):
                         assert f'<span class="pre">{opt}</span>' in text, (name, sub, opt)
     # click's \b paragraphs (the config template) are verbatim blocks, not reflowed text
-    pre = re.findall(r"<pre>(.*?)</pre>", text, flags=re.S)
+    pre = [re.sub(r"<[^>]+>", "", p) for p in re.findall(r"<pre>(.*?)</pre>", text, flags=re.S)]
     assert any("source*:" in p and "association*:" in p for p in pre)
 
 
@@ -450,12 +451,13 @@ class Visit:
     images: list[dict]
     links: list[str]
     page: object
+    scroll_width: int
 
 
 def _visit(browser, path: Path, shots, name: str) -> Visit:
     """Open ``path`` in a fresh page, wait for it to settle, screenshot it."""
     folder, sizes = shots
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context = browser.new_context(viewport=VIEWPORT)
     errors: list[str] = []
     remote: list[str] = []
 
@@ -489,9 +491,12 @@ def _visit(browser, path: Path, shots, name: str) -> Visit:
     page.screenshot(path=str(shot), full_page=True)
     dims = page.evaluate("() => [document.documentElement.scrollWidth, "
                          "document.documentElement.scrollHeight]")
+    with shot.open("rb") as fh:  # PNG header: width and height of the screenshot
+        head = fh.read(24)
     sizes[name] = {"file": shot.name, "bytes": shot.stat().st_size,
-                   "page_css_px": dims}
-    return Visit(errors, remote, images, links, page)
+                   "png_px": [int.from_bytes(head[16:20], "big"),
+                              int.from_bytes(head[20:24], "big")]}
+    return Visit(errors, remote, images, links, page, dims[0])
 
 
 def _assert_healthy(v: Visit, path: Path, min_images: int = 0) -> None:
@@ -514,10 +519,13 @@ def test_browser_docs_pages(built_docs, browser, shots):
     for name, path in pages.items():
         v = _visit(browser, path, shots, name)
         _assert_healthy(v, path)
+        # wide tables and notebook outputs scroll in their own box, the page does not
+        assert v.scroll_width <= VIEWPORT["width"], f"{name}: page is {v.scroll_width} px wide"
         visits[name] = v
     idx = visits["index"].page
     assert "osteoimmune" in idx.title()
-    assert idx.locator(".sidebar-tree a", has_text="Signature library").count() == 1
+    assert idx.locator(".sidebar-tree").get_by_role(
+        "link", name="Signature library", exact=True).count() == 1
     api = visits["api_tl_score"].page
     sig = api.locator("dl.py.function > dt").first.inner_text()
     assert "score(" in sig and "random_state" in sig
