@@ -80,6 +80,10 @@ myst_substitutions = {"version": release}
 # execution to matching notebooks (the others are rendered as committed).
 nb_execution_mode = os.environ.get("OSTEOIMMUNE_DOCS_EXECUTE", "auto")
 nb_execution_in_temp = True
+# Kernels inherit this process's environment: MPLBACKEND=Agg (set by test runners and
+# headless shells) would stop the inline backend and leave every figure out of the pages.
+if os.environ.get("MPLBACKEND", "").lower() in ("agg", "pdf", "svg", "cairo", "template"):
+    os.environ.pop("MPLBACKEND")
 nb_execution_cache_path = str(HERE / "_build" / ".jupyter_cache")
 nb_execution_timeout = 600
 nb_execution_raise_on_error = True

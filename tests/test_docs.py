@@ -151,7 +151,7 @@ def built_docs(tmp_path_factory) -> BuiltDocs:
     _require_docs_extra()
     out = tmp_path_factory.mktemp("docs_build")
     html_dir, doctrees = out / "html", out / "doctrees"
-    env = dict(os.environ, MPLBACKEND="Agg", PYTHONHASHSEED="0")
+    env = dict(os.environ, PYTHONHASHSEED="0")
     env.pop("OSTEOIMMUNE_DOCS_INTERSPHINX", None)  # no network: never fetch inventories
     # execute (when committed without outputs) only the tutorial the browser opens: the
     # notebooks are executed by their own tests, and CI time is short
@@ -542,6 +542,10 @@ def test_browser_docs_pages(built_docs, browser, shots):
             c.get("outputs") for c in nb["cells"])
         if executed:
             assert n_outputs > 0, "tutorial rendered without any output"
+            plots = sum("oi.pl." in "".join(c.get("source", [])) for c in nb["cells"]
+                        if c.get("cell_type") == "code")
+            if plots:  # figures of the notebook are in the page, and they loaded
+                assert len(tut.images) >= plots, (len(tut.images), plots)
 
 
 def _run_demo(out: Path) -> Path:
