@@ -343,6 +343,10 @@ def main(argv=None) -> None:
     ap.add_argument("--data-dir", type=Path, default=HERE / "data")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "scale.json")
     ap.add_argument("--skip-dask", action="store_true")
+    ap.add_argument("--stages", default=None,
+                    help="comma-separated stages to (re)run, e.g. dask_module,dask_aucell; "
+                         "the other figures are kept from the existing --out file (same "
+                         "data file and configuration)")
     ap.add_argument("--stage", help=argparse.SUPPRESS)
     ap.add_argument("--path", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -368,15 +372,29 @@ def main(argv=None) -> None:
     methods = [m for m in args.methods.split(",") if m]
     figures: dict[str, dict] = {}
     run_stage("warmup", args)
-    run_stage("read", args)  # untimed: every stage then sees the same page cache
+    if not args.stages or "read" in args.stages.split(","):
+        run_stage("read", args)  # untimed: every stage then sees the same page cache
     stages = ["read"] + [f"backed_{m}" for m in methods]
     if not args.skip_dask:
         stages += [f"dask_{m}" for m in methods]
+    previous = {}
+    if args.stages:
+        wanted = args.stages.split(",")
+        prev = json.loads(args.out.read_text())
+        if prev["config"]["n_cells"] != args.n_cells or prev["config"]["nnz"] != nnz:
+            raise SystemExit(f"{args.out} holds another configuration; rerun every stage.")
+        previous = {k: {**v, "run": prev.get("date_utc")} for k, v in prev["figures"].items()
+                    if k not in wanted}
+        stages = [st for st in stages if st in wanted]
+        gen = gen or prev.get("generate")
+    figures.update(previous)
     for st in stages:
         env = {"NUMBA_NUM_THREADS": "1"} if st.startswith("dask_") else None
         print(f"stage {st} ...", flush=True)
         figures[st] = run_stage(st, args, env=env)
     read_s = figures["read"]["wall_s"]
+    figures = {st: figures[st] for st in ["read"] + [f"{p}_{m}" for p in ("backed", "dask")
+                                                     for m in methods] if st in figures}
     for fig in figures.values():
         fig["ratio_to_read"] = round(fig["wall_s"] / read_s, 2)
     x_bytes = nnz * 8 + (args.n_cells + 1) * 8
@@ -391,6 +409,11 @@ def main(argv=None) -> None:
                    "signature_size": SIG_SIZE, "methods": methods,
                    "dask_workers": args.n_workers, "dask_threads_per_worker": 1,
                    "page_cache": "not dropped; a warm-up read precedes the timed stages"},
+        "notes": ("peak_rss_tree_mb (RSS of the stage process and all its children, sampled "
+                  "every 0.1 s) is the memory figure. ru_maxrss_self_mb inherits the "
+                  "high-water mark of the parent benchmark process across fork (the data "
+                  "generation), so it is an upper bound only; ru_maxrss_children_mb is the "
+                  "largest dask worker process."),
         "generate": gen,
         "figures": {k: {kk: (round(v, 3) if isinstance(v, float) else v)
                         for kk, v in d.items()} for k, d in figures.items()},

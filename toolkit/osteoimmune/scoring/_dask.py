@@ -14,6 +14,8 @@ Gene statistics (one reduction pass)
     20,000 genes) and block ``k`` and returns the state after block ``k``. Blocks are still
     read in parallel and where they live; only the cheap O(nnz) accumulation is
     sequential, and the state moves to the block rather than the block to the driver.
+    The fold runs in waves of ``2 × worker threads`` blocks (one ``compute`` per wave) so
+    the scheduler never loads more blocks ahead of the fold than a wave holds.
     The result is bit-identical to the in-memory pass for any chunking.
 
 Scores (one map_blocks pass)
@@ -83,11 +85,32 @@ def dask_gene_stats(source: MatrixSource, chunk_size: int, expm1: bool = False) 
     n_obs, n_vars = source.shape
     blocks = X.to_delayed().ravel()
     fold = dask.delayed(_fold_block, pure=True)
-    state = dask.delayed(StatsAccumulator(n_vars, expm1), pure=True)
-    for blk in blocks:
-        state = fold(state, blk, int(chunk_size), n_vars)
-    (acc,) = dask.compute(state)
+    acc = StatsAccumulator(n_vars, expm1)
+    # The fold is sequential but loading blocks is not: left alone, the scheduler reads
+    # blocks far ahead of the fold and holds them all. Folding in waves of a few blocks
+    # per worker thread bounds memory to the wave while blocks still load in parallel.
+    wave = max(2, 2 * _n_threads())
+    for w0 in range(0, len(blocks), wave):
+        state = dask.delayed(acc, pure=True)
+        for blk in blocks[w0:w0 + wave]:
+            state = fold(state, blk, int(chunk_size), n_vars)
+        (acc,) = dask.compute(state)
     return acc.result(n_obs, source.dtype)
+
+
+def _n_threads() -> int:
+    """Worker threads of the active dask scheduler (distributed client or local)."""
+    try:
+        from distributed import default_client
+
+        info = default_client().scheduler_info()
+        return max(1, sum(int(w.get("nthreads", 1)) for w in info["workers"].values()))
+    except (ImportError, ValueError):
+        import os
+
+        import dask
+
+        return int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
 
 
 def _score_block(block, scorer: ChunkScorer, chunk_size: int, n_cols: int,
