@@ -585,3 +585,36 @@ def test_browser_demo_report(browser, shots, tmp_path):
     truth_sig = json.loads((tmp_path / "demo" / "provenance.json").read_text())
     assert truth_sig  # provenance written next to the report
     assert page.locator("h1").count() == 1
+
+
+def test_link_checker_catches_broken_targets(tmp_path):
+    (tmp_path / "a.html").write_text('<h1 id="top">A</h1><a href="b.html#here">b</a>'
+                                     '<a href="b.html#gone">b</a><a href="c.html">c</a>'
+                                     '<a href="#top">top</a><a href="https://x.org/">x</a>')
+    (tmp_path / "b.html").write_text('<p id="here">B</p>')
+    page = tmp_path / "a.html"
+    problems = [_check_target(page, u) for u in _parse(page).links]
+    assert problems[0] is None and problems[3] is None and problems[4] is None
+    assert "no element with id 'gone'" in problems[1]
+    assert "does not exist" in problems[2]
+
+
+def test_browser_checks_catch_a_broken_page(browser, shots, tmp_path):
+    """The browser checks are not vacuous: each defect of a bad page is reported."""
+    from PIL import Image
+
+    Image.new("RGB", (4, 3), "red").save(tmp_path / "ok.png")
+    bad = tmp_path / "bad.html"
+    bad.write_text("<html><body><h1>bad</h1><img src='ok.png'><img src='missing.png'>"
+                   "<img src='https://example.org/remote.png'>"
+                   "<a href='nowhere.html'>x</a><script>console.error('boom')</script>"
+                   "</body></html>")
+    v = _visit(browser, bad, shots, "selftest_bad_page")
+    assert any("boom" in e for e in v.console_errors)
+    assert any("missing.png" in e for e in v.console_errors)
+    assert v.remote_requests == ["https://example.org/remote.png"]
+    widths = sorted(i["w"] for i in v.images)
+    assert widths == [0, 0, 4]
+    assert [p for p in (_check_target(bad, u) for u in v.links) if p]
+    with pytest.raises(AssertionError):
+        _assert_healthy(v, bad)

@@ -364,14 +364,18 @@ def _signature_index(lib, cov: dict[str, Any], spaces: list[dict[str, Any]]) -> 
                  f"{len(lib.names)} sets.\n")
     cov_cols = [s for s in spaces if s["name"] in ("ucell_sample_matrix",
                                                      "gse176265_rankl_timecourse")]
-    header = ["set", "title", "species", "genes", "tags", "source", "licence"]
-    header += [f"coverage: {s['label']}" for s in cov_cols]
+    header = ["set", "genes", "species", "tags", "source", "licence"]
+    short = {"ucell_sample_matrix": "coverage: UCell matrix (human)",
+             "gse176265_rankl_timecourse": "coverage: GSE176265 (mouse)"}
+    header += [short[s["name"]] for s in cov_cols]
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for sig in lib.values():
         src = sig.source or {}
         origin = src.get("database") or src.get("kind") or ""
-        cells = [f"[`{sig.name}`](generated/signatures/{sig.name}.md)", _cell(sig.title),
-                 _cell(sig.species), str(len(sig.genes)), _cell(", ".join(sig.tags)),
+        kind = " (signed)" if sig.is_signed else (" (weighted)" if sig.is_weighted else "")
+        title = _cell(sig.title or sig.name).replace("[", "\\[").replace("]", "\\]")
+        cells = [f"[{title}](generated/signatures/{sig.name}.md)",
+                 f"{len(sig.genes)}{kind}", _cell(sig.species), _cell(", ".join(sig.tags)),
                  _cell(origin), _cell(src.get("licence", ""))]
         for s in cov_cols:
             c = cov.get(sig.name, {}).get(s["name"])
@@ -458,13 +462,12 @@ def generate_datasets(w: _Writer) -> None:
 
     table = oi.datasets.list()
     lines = [GENERATED_HEADER, f"{len(table)} registered data sets.\n"]
-    cols = [c for c in ("title", "species", "data_type", "assay", "verified")
-            if c in table.columns]
+    cols = [c for c in ("title", "species", "data_type", "verified") if c in table.columns]
     out = ["| name | " + " | ".join(c.replace("_", " ") for c in cols) + " |",
            "|---|" + "---|" * len(cols)]
     for name, row in table.iterrows():
-        out.append(f"| {{ref}}`{name} <dataset-{name}>` | "
-                   + " | ".join(_cell(row[c]) for c in cols) + " |")
+        vals = [("yes" if row[c] else "no") if c == "verified" else _cell(row[c]) for c in cols]
+        out.append(f"| {{ref}}`{name} <dataset-{name}>` | " + " | ".join(vals) + " |")
     lines.append("\n".join(out) + "\n")
     lines.append("## Entries\n")
     for name, row in table.iterrows():
