@@ -47,7 +47,7 @@ def test_environment_yml_matches_pyproject():
 def test_readme_states_the_two_commands_and_ci_runs_the_test_command():
     readme = (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text()
-    test_cmd = 'pip install -e ".[test]" && python -m pytest'
+    test_cmd = 'pip install -e ".[test,docs]" && python -m pytest'
     assert test_cmd in readme and test_cmd in ci
     assert "pip install . && osteoimmune demo" in readme
 
