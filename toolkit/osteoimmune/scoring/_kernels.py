@@ -79,6 +79,69 @@ def _lower_count(sorted_arr, n, value):
     return lo
 
 
+@nb.njit(inline="always")
+def _ucell_row(out, i, rank, zero_rank, max_rank, set_ptr, set_genes, set_sign,
+               n_miss_pos, n_miss_neg, w_neg):
+    """UCell scores of observation ``i`` from its per-gene ranks (0 = zero value)."""
+    n_sets = set_ptr.shape[0] - 1
+    for s in range(n_sets):
+        sum_pos = 0.0
+        sum_neg = 0.0
+        c_pos = n_miss_pos[s]
+        c_neg = n_miss_neg[s]
+        sum_pos += c_pos * max_rank
+        sum_neg += c_neg * max_rank
+        for q in range(set_ptr[s], set_ptr[s + 1]):
+            g = set_genes[q]
+            rr = rank[g]
+            if rr == 0:
+                rr = zero_rank
+            if rr > max_rank:
+                rr = max_rank
+            if set_sign[q] > 0:
+                sum_pos += rr
+                c_pos += 1
+            else:
+                sum_neg += rr
+                c_neg += 1
+        if c_pos == 0:
+            out[i, s] = 0.0
+            continue
+        u_pos = 0.0
+        smin = c_pos * (c_pos + 1) / 2.0
+        smax = c_pos * max_rank
+        if smax != smin:
+            u_pos = 1.0 - (sum_pos - smin) / (smax - smin)
+        u_neg = 0.0
+        if c_neg > 0:
+            smin = c_neg * (c_neg + 1) / 2.0
+            smax = c_neg * max_rank
+            if smax != smin:
+                u_neg = 1.0 - (sum_neg - smin) / (smax - smin)
+        sc = u_pos - w_neg * u_neg
+        out[i, s] = sc if sc > 0 else 0.0
+
+
+@nb.njit(inline="always")
+def _aucell_row(out, i, rank, zeros_matter, sorted_gp, k, n_pos, n_up, perm_pos, kept_pos,
+                set_ptr, set_genes, max_auc):
+    """AUCell scores of observation ``i`` from its per-gene ordinal ranks (0 = zero)."""
+    n_sets = set_ptr.shape[0] - 1
+    for s in range(n_sets):
+        acc = 0.0
+        for q in range(set_ptr[s], set_ptr[s + 1]):
+            g = set_genes[q]
+            r = rank[g]
+            if r == 0:
+                if not zeros_matter:
+                    continue
+                pp = perm_pos[kept_pos[g]]
+                r = n_pos + (pp - _lower_count(sorted_gp, k, pp)) + 1
+            if r < n_up:
+                acc += n_up - r
+        out[i, s] = acc / max_auc[s]
+
+
 @nb.njit(parallel=True, cache=True)
 def aucell_chunk(indptr, indices, data, kept_pos, perm_pos, n_kept, n_up,
                  set_ptr, set_genes, max_auc):
@@ -130,21 +193,9 @@ def aucell_chunk(indptr, indices, data, kept_pos, perm_pos, n_kept, n_up,
                 else:  # negative values rank after every zero
                     rank[gid[e]] = n_zero + r + 1
             zeros_matter = n_pos + 1 < n_up
-            if zeros_matter:
-                sorted_gp = np.sort(gp)
-            for s in range(n_sets):
-                acc = 0.0
-                for q in range(set_ptr[s], set_ptr[s + 1]):
-                    g = set_genes[q]
-                    r = rank[g]
-                    if r == 0:
-                        if not zeros_matter:
-                            continue
-                        pp = perm_pos[kept_pos[g]]
-                        r = n_pos + (pp - _lower_count(sorted_gp, k, pp)) + 1
-                    if r < n_up:
-                        acc += n_up - r
-                out[i, s] = acc / max_auc[s]
+            sorted_gp = np.sort(gp) if zeros_matter else gp[:0]
+            _aucell_row(out, i, rank, zeros_matter, sorted_gp, k, n_pos, n_up, perm_pos,
+                        kept_pos, set_ptr, set_genes, max_auc)
             for r in range(k):
                 rank[gid[r]] = 0
             _ = n_neg
@@ -200,42 +251,8 @@ def ucell_chunk(indptr, indices, data, n_genes, max_rank, set_ptr, set_genes, se
                     rank[gid[order[u]]] = avg
                 r = t
             zero_rank = n_pos + (n_zero + 1) / 2.0
-            for s in range(n_sets):
-                sum_pos = 0.0
-                sum_neg = 0.0
-                c_pos = n_miss_pos[s]
-                c_neg = n_miss_neg[s]
-                sum_pos += c_pos * max_rank
-                sum_neg += c_neg * max_rank
-                for q in range(set_ptr[s], set_ptr[s + 1]):
-                    g = set_genes[q]
-                    rr = rank[g]
-                    if rr == 0:
-                        rr = zero_rank
-                    if rr > max_rank:
-                        rr = max_rank
-                    if set_sign[q] > 0:
-                        sum_pos += rr
-                        c_pos += 1
-                    else:
-                        sum_neg += rr
-                        c_neg += 1
-                if c_pos == 0:
-                    out[i, s] = 0.0
-                    continue
-                u_pos = 0.0
-                smin = c_pos * (c_pos + 1) / 2.0
-                smax = c_pos * max_rank
-                if smax != smin:
-                    u_pos = 1.0 - (sum_pos - smin) / (smax - smin)
-                u_neg = 0.0
-                if c_neg > 0:
-                    smin = c_neg * (c_neg + 1) / 2.0
-                    smax = c_neg * max_rank
-                    if smax != smin:
-                        u_neg = 1.0 - (sum_neg - smin) / (smax - smin)
-                sc = u_pos - w_neg * u_neg
-                out[i, s] = sc if sc > 0 else 0.0
+            _ucell_row(out, i, rank, zero_rank, max_rank, set_ptr, set_genes, set_sign,
+                       n_miss_pos, n_miss_neg, w_neg)
             for r in range(k):
                 rank[gid[r]] = 0.0
     return out
@@ -291,21 +308,9 @@ def aucell_chunk_f32(indptr, indices, data, bits, kept_pos, perm_pos, perm_gene,
                 g = perm_gene[np.int64(keys[r] & np.uint64(0xFFFFFFFF))]
                 rank[g] = r + 1 if r < n_pos else n_zero + r + 1
             zeros_matter = n_pos + 1 < n_up
-            if zeros_matter:
-                sorted_gp = np.sort(gp[:k])
-            for s in range(n_sets):
-                acc = 0.0
-                for q in range(set_ptr[s], set_ptr[s + 1]):
-                    g = set_genes[q]
-                    r = rank[g]
-                    if r == 0:
-                        if not zeros_matter:
-                            continue
-                        pp = perm_pos[kept_pos[g]]
-                        r = n_pos + (pp - _lower_count(sorted_gp, k, pp)) + 1
-                    if r < n_up:
-                        acc += n_up - r
-                out[i, s] = acc / max_auc[s]
+            sorted_gp = np.sort(gp[:k]) if zeros_matter else gp[:0]
+            _aucell_row(out, i, rank, zeros_matter, sorted_gp, k, n_pos, n_up, perm_pos,
+                        kept_pos, set_ptr, set_genes, max_auc)
             for r in range(k):
                 rank[perm_gene[np.int64(keys[r] & np.uint64(0xFFFFFFFF))]] = 0
     return out
@@ -348,39 +353,8 @@ def ucell_chunk_f32(indptr, indices, data, bits, n_genes, max_rank, set_ptr, set
                     rank[np.int64(keys[u] & np.uint64(0xFFFFFFFF))] = avg
                 r = t
             zero_rank = n_pos + (n_zero + 1) / 2.0
-            for s in range(n_sets):
-                sum_pos = n_miss_pos[s] * max_rank
-                sum_neg = n_miss_neg[s] * max_rank
-                c_pos = n_miss_pos[s]
-                c_neg = n_miss_neg[s]
-                for q in range(set_ptr[s], set_ptr[s + 1]):
-                    rr = rank[set_genes[q]]
-                    if rr == 0:
-                        rr = zero_rank
-                    if rr > max_rank:
-                        rr = max_rank
-                    if set_sign[q] > 0:
-                        sum_pos += rr
-                        c_pos += 1
-                    else:
-                        sum_neg += rr
-                        c_neg += 1
-                if c_pos == 0:
-                    out[i, s] = 0.0
-                    continue
-                u_pos = 0.0
-                smin = c_pos * (c_pos + 1) / 2.0
-                smax = c_pos * max_rank
-                if smax != smin:
-                    u_pos = 1.0 - (sum_pos - smin) / (smax - smin)
-                u_neg = 0.0
-                if c_neg > 0:
-                    smin = c_neg * (c_neg + 1) / 2.0
-                    smax = c_neg * max_rank
-                    if smax != smin:
-                        u_neg = 1.0 - (sum_neg - smin) / (smax - smin)
-                sc = u_pos - w_neg * u_neg
-                out[i, s] = sc if sc > 0 else 0.0
+            _ucell_row(out, i, rank, zero_rank, max_rank, set_ptr, set_genes, set_sign,
+                       n_miss_pos, n_miss_neg, w_neg)
             for u in range(k):
                 rank[np.int64(keys[u] & np.uint64(0xFFFFFFFF))] = 0.0
     return out
