@@ -12,42 +12,93 @@ import numpy as np
 _BLOCK = 64
 
 
-@nb.njit(cache=True)
-def gene_stats_update(indptr, indices, data, sum64, sumsq64, nnz, sum32, do_expm1,
-                      esum, esumsq, glob):
-    """Accumulate per-gene sums over the rows of one CSR chunk, row by row.
+_GENE_RANGES = 4
 
-    ``glob`` holds [n_nonfinite, n_nonint, max, min, n_stored_nonzero].
+
+@nb.njit(inline="always")
+def _row_lower_bound(indices, lo, hi, value):
+    """First position in the sorted ``indices[lo:hi]`` holding a value >= ``value``."""
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if indices[mid] < value:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@nb.njit(parallel=True, nogil=True, cache=True)
+def gene_stats_update(indptr, indices, data, state, do_expm1, estate, glob):
+    """Accumulate per-gene sums over the rows of one CSR chunk (sorted rows).
+
+    ``state`` is genes × 4, one row per gene (so one cache line per stored value):
+    float64 sum, float64 sum of squares, count of stored non-zeros, and a float32 running
+    sum (held in float64, rounded to float32 after every addition, as scanpy's float32
+    gene means accumulate). ``estate`` (genes × 2, used when ``do_expm1``) holds the sum
+    and sum of squares of ``expm1(x)`` (scDRS).
+
+    Every gene's sums are added row by row, in row order, so they do not depend on how
+    the rows were chunked. The genes are split into ``_GENE_RANGES`` column ranges that
+    are processed in parallel: each range walks all rows, starting each row at the first
+    of its columns (binary search in the sorted row), so a gene's additions keep the
+    sequential row order and the result is the same for any number of threads.
+
+    ``glob`` holds [n_nonfinite, n_nonint, max, min, n_stored_nonzero]; its parts are
+    counts, a maximum and a minimum, which combine exactly across ranges.
     """
     n_rows = indptr.shape[0] - 1
-    for i in range(n_rows):
-        for p in range(indptr[i], indptr[i + 1]):
-            x = data[p]
-            if not np.isfinite(x):
-                glob[0] += 1
-                continue
-            if x == 0:
-                continue
-            j = indices[p]
-            xf = np.float64(x)
-            sum64[j] += xf
-            sumsq64[j] += xf * xf
-            sum32[j] = np.float32(sum32[j] + np.float32(x))
-            nnz[j] += 1
-            if xf != np.floor(xf):
-                glob[1] += 1
-            if xf > glob[2]:
-                glob[2] = xf
-            if xf < glob[3]:
-                glob[3] = xf
-            glob[4] += 1
-            if do_expm1:
-                e = np.expm1(xf)
-                esum[j] += e
-                esumsq[j] += e * e
+    n_vars = state.shape[0]
+    n_ranges = _GENE_RANGES if n_vars >= _GENE_RANGES else 1
+    part = np.zeros((n_ranges, 5))
+    for r in nb.prange(n_ranges):
+        g0 = (n_vars * r) // n_ranges
+        g1 = (n_vars * (r + 1)) // n_ranges
+        n_bad = 0
+        n_nonint = 0
+        vmax = -np.inf
+        vmin = np.inf
+        n_nz = 0
+        for i in range(n_rows):
+            hi = indptr[i + 1]
+            p = _row_lower_bound(indices, indptr[i], hi, g0) if g0 > 0 else indptr[i]
+            while p < hi:
+                j = indices[p]
+                if j >= g1:
+                    break
+                x = data[p]
+                p += 1
+                if not np.isfinite(x):
+                    n_bad += 1
+                    continue
+                if x == 0:
+                    continue
+                xf = np.float64(x)
+                state[j, 0] += xf
+                state[j, 1] += xf * xf
+                state[j, 2] += 1.0
+                state[j, 3] = np.float32(np.float32(state[j, 3]) + np.float32(x))
+                n_nonint += xf != np.floor(xf)
+                vmax = max(vmax, xf)
+                vmin = min(vmin, xf)
+                n_nz += 1
+                if do_expm1:
+                    e = np.expm1(xf)
+                    estate[j, 0] += e
+                    estate[j, 1] += e * e
+        part[r, 0] = n_bad
+        part[r, 1] = n_nonint
+        part[r, 2] = vmax
+        part[r, 3] = vmin
+        part[r, 4] = n_nz
+    for r in range(n_ranges):
+        glob[0] += part[r, 0]
+        glob[1] += part[r, 1]
+        glob[2] = max(glob[2], part[r, 2])
+        glob[3] = min(glob[3], part[r, 3])
+        glob[4] += part[r, 4]
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(parallel=True, nogil=True, cache=True)
 def csr_times_sparse(indptr, indices, data, w_indptr, w_indices, w_data, n_cols):
     """``out = X_chunk @ W`` in float64 with W given as CSR (genes × columns).
 
@@ -142,7 +193,7 @@ def _aucell_row(out, i, rank, zeros_matter, sorted_gp, k, n_pos, n_up, perm_pos,
         out[i, s] = acc / max_auc[s]
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(parallel=True, nogil=True, cache=True)
 def aucell_chunk(indptr, indices, data, kept_pos, perm_pos, n_kept, n_up,
                  set_ptr, set_genes, max_auc):
     """AUCell recovery AUC, decoupler semantics.
@@ -202,7 +253,7 @@ def aucell_chunk(indptr, indices, data, kept_pos, perm_pos, n_kept, n_up,
     return out
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(parallel=True, nogil=True, cache=True)
 def ucell_chunk(indptr, indices, data, n_genes, max_rank, set_ptr, set_genes, set_sign,
                 n_miss_pos, n_miss_neg, w_neg):
     """UCell scores (R UCell >= 2.7.6 semantics).
@@ -274,7 +325,7 @@ def _desc_key(u):
     return np.uint64(np.uint32(0xFFFFFFFF) - asc)
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(parallel=True, nogil=True, cache=True)
 def aucell_chunk_f32(indptr, indices, data, bits, kept_pos, perm_pos, perm_gene, n_kept,
                      n_up, set_ptr, set_genes, max_auc):
     """:func:`aucell_chunk` for float32 data (``bits`` is ``data.view(np.uint32)``)."""
@@ -316,7 +367,7 @@ def aucell_chunk_f32(indptr, indices, data, bits, kept_pos, perm_pos, perm_gene,
     return out
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(parallel=True, nogil=True, cache=True)
 def ucell_chunk_f32(indptr, indices, data, bits, n_genes, max_rank, set_ptr, set_genes,
                     set_sign, n_miss_pos, n_miss_neg, w_neg):
     """:func:`ucell_chunk` for float32 data (``bits`` is ``data.view(np.uint32)``)."""

@@ -47,12 +47,9 @@ class StatsAccumulator:
     def __init__(self, n_vars: int, expm1: bool = False) -> None:
         self.expm1 = bool(expm1)
         self.n_rows = 0
-        self.s64 = np.zeros(n_vars)
-        self.sq64 = np.zeros(n_vars)
-        self.nnz = np.zeros(n_vars, dtype=np.int64)
-        self.s32 = np.zeros(n_vars, dtype=np.float32)
-        self.es = np.zeros(n_vars if expm1 else 1)
-        self.esq = np.zeros(n_vars if expm1 else 1)
+        # genes x [sum, sum of squares, stored non-zeros, float32 running sum]
+        self.state = np.zeros((n_vars, 4))
+        self.estate = np.zeros((n_vars if expm1 else 1, 2))
         self.glob = np.array([0.0, 0.0, -np.inf, np.inf, 0.0])
 
     def copy(self) -> StatsAccumulator:
@@ -63,9 +60,9 @@ class StatsAccumulator:
         return new
 
     def update(self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray) -> None:
-        """Add the rows of one CSR chunk (rows must come in order)."""
-        gene_stats_update(indptr, indices, data, self.s64, self.sq64, self.nnz, self.s32,
-                          self.expm1, self.es, self.esq, self.glob)
+        """Add the rows of one CSR chunk (rows must come in order, sorted within)."""
+        gene_stats_update(indptr, indices, data, self.state, self.expm1, self.estate,
+                          self.glob)
         self.n_rows += len(indptr) - 1
 
     def result(self, n_obs: int, dtype: np.dtype) -> GeneStats:
@@ -84,12 +81,15 @@ class StatsAccumulator:
                 f"The expression matrix holds {int(glob[0])} NaN or infinite values. Replace "
                 "them (e.g. np.nan_to_num) or remove the affected observations before scoring."
             )
-        native = self.s32 if np.dtype(dtype) == np.float32 else self.s64
+        st = self.state
+        s64 = np.ascontiguousarray(st[:, 0])
+        native = (st[:, 3].astype(np.float32) if np.dtype(dtype) == np.float32
+                  else s64.copy())
         return GeneStats(
-            n_obs=n_obs, n_vars=len(self.s64), sum=self.s64, sumsq=self.sq64, nnz=self.nnz,
-            sum_native=native.copy(),
-            expm1_sum=self.es if self.expm1 else None,
-            expm1_sumsq=self.esq if self.expm1 else None,
+            n_obs=n_obs, n_vars=st.shape[0], sum=s64, sumsq=np.ascontiguousarray(st[:, 1]),
+            nnz=st[:, 2].astype(np.int64), sum_native=native,
+            expm1_sum=np.ascontiguousarray(self.estate[:, 0]) if self.expm1 else None,
+            expm1_sumsq=np.ascontiguousarray(self.estate[:, 1]) if self.expm1 else None,
             n_nonfinite=int(glob[0]), n_nonint=int(glob[1]),
             max=float(glob[2]) if glob[4] else 0.0, min=float(glob[3]) if glob[4] else 0.0,
             n_stored_nonzero=int(glob[4]),
@@ -127,7 +127,7 @@ def compute_gene_stats(source: MatrixSource, chunk_size: int, expm1: bool = Fals
         return dask_gene_stats(source, chunk_size, expm1=expm1)
     n_obs, n_vars = source.shape
     acc = StatsAccumulator(n_vars, expm1)
-    it = source.iter_chunks(chunk_size)
+    it = source.iter_chunks(chunk_size, reuse_buffers=True)
     if progress:
         it = tqdm(it, total=-(-n_obs // chunk_size), desc="gene statistics", unit="chunk",
                   leave=False)
@@ -239,7 +239,7 @@ def stream_passes(method: ScoringMethod, source: MatrixSource, chunk_size: int,
     check_finite = not method.needs_stats
     n_nonfinite = 0
     for p in range(passes):
-        it = source.iter_chunks(chunk_size)
+        it = source.iter_chunks(chunk_size, reuse_buffers=True)
         if progress:
             desc = f"{method.name} scoring" + (f" (pass {p + 1}/2)" if passes > 1 else "")
             it = tqdm(it, total=n_chunks, desc=desc, unit="chunk", leave=False)

@@ -65,7 +65,7 @@ def _solve3(a, b):
     return z
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(parallel=True, nogil=True, cache=True)
 def loess_quadratic(xs, ys, nf):
     """Local-quadratic loess fitted values at the (sorted) design points.
 
@@ -269,7 +269,7 @@ def _standardise_set(acc, base, n_ctrl, mu, sqrt_ratio, cbuf):
     return m, sd
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(parallel=True, nogil=True, cache=True)
 def score_rows(indptr, indices, data, r0, r1, n_vars, c_ptr, c_genes, c_w, n_sets, n_ctrl,
                mu, sqrt_ratio, norm1, sig_zero, ctrl_norm):
     """First pass over rows ``r0:r1`` of a CSR chunk (W given as CSC: c_ptr, c_genes, c_w).
@@ -304,7 +304,7 @@ def score_rows(indptr, indices, data, r0, r1, n_vars, c_ptr, c_genes, c_w, n_set
     return 0
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(parallel=True, nogil=True, cache=True)
 def colsum_min_update(ctrl_norm, n_rows, colsum, colmin):
     """colsum[j] += ctrl_norm[r, j] in row order; colmin[j] = min(...).
 
@@ -359,7 +359,7 @@ def _count_le(srt, value, table, e0, inv_w):
     return lo
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(parallel=True, nogil=True, cache=True)
 def null_positions(indptr, indices, data, r0, r1, n_vars, c_ptr, c_genes, c_w, n_sets,
                    n_ctrl, mu, sqrt_ratio, colmean, zero_value, sorted_final, tables, e0,
                    inv_w, pos):
@@ -399,7 +399,7 @@ def null_positions(indptr, indices, data, r0, r1, n_vars, c_ptr, c_genes, c_w, n
     return 0
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(parallel=True, nogil=True, cache=True)
 def hist_update(pos, n_rows, n_sets, n_ctrl, hist):
     """hist[s, pos] += 1 for every null score (integer counts: order-free). Parallel over s."""
     for s in nb.prange(n_sets):
