@@ -180,3 +180,45 @@ def test_sparse_formats_agree(synthetic):
             b.X = conv(synthetic.X)
             other = oi.tl.score(b, sets, method=method, progress=False)
             assert np.array_equal(base.to_numpy(), other.to_numpy()), (method, conv)
+
+
+@pytest.mark.parametrize("set_size", [3, 40, 300])
+def test_aucell_float32_kernel_equals_general_kernel(set_size):
+    """The float32 kernel ranks set genes by counting smaller keys when few of a row's
+    genes are in a set and sorts the row otherwise; both must equal the general kernel,
+    ties (repeated values), negative values and rows where zeros reach the top included."""
+    from osteoimmune.scoring._kernels import aucell_chunk, aucell_chunk_f32
+
+    rng = np.random.default_rng(set_size)
+    n_obs, n_vars = 300, 600
+    X = sp.random(n_obs, n_vars, density=0.3, format="csr", random_state=rng,
+                  dtype=np.float32)
+    X.data = np.round(X.data * 8).astype(np.float32) / 4  # many ties
+    X.data[rng.random(X.nnz) < 0.05] *= -1
+    X.eliminate_zeros()
+    X[:20] = X[:20].multiply(rng.random((20, n_vars)) < 0.02)  # sparse rows: zeros matter
+    X = X.tocsr()
+    X.sort_indices()
+    kept = np.asarray((X != 0).sum(axis=0)).ravel() > 0
+    n_kept = int(kept.sum())
+    kept_pos = np.full(n_vars, -1, dtype=np.int64)
+    kept_pos[kept] = np.arange(n_kept)
+    perm = np.random.default_rng(0).choice(np.arange(n_kept), n_kept, replace=False)
+    perm_pos = np.empty(n_kept, dtype=np.int64)
+    perm_pos[perm] = np.arange(n_kept)
+    perm_gene = np.flatnonzero(kept)[perm].astype(np.int64)
+    sets = [rng.choice(np.flatnonzero(kept), set_size, replace=False) for _ in range(4)]
+    ptr = np.concatenate([[0], np.cumsum([len(s) for s in sets])]).astype(np.int64)
+    genes = np.concatenate(sets).astype(np.int64)
+    in_set = np.zeros(n_vars, dtype=np.int64)
+    in_set[genes] = 1
+    for n_up in (10, 30, 200):
+        max_auc = np.ones(len(sets))
+        ip = X.indptr.astype(np.int64)
+        ref = aucell_chunk(ip, X.indices, X.data, kept_pos, perm_pos, n_kept, n_up, ptr,
+                           genes, max_auc)
+        fast = aucell_chunk_f32(ip, X.indices, X.data, X.data.view(np.uint32), kept_pos,
+                                perm_pos, perm_gene, n_kept, n_up, ptr, genes, max_auc,
+                                in_set)
+        assert np.array_equal(ref, fast), n_up
+        assert ref.max() > 0

@@ -107,13 +107,14 @@ def csr_times_sparse(indptr, indices, data, w_indptr, w_indices, w_data, n_cols)
     n_rows = indptr.shape[0] - 1
     out = np.zeros((n_rows, n_cols), dtype=np.float64)
     for i in nb.prange(n_rows):
+        o = out[i]
         for p in range(indptr[i], indptr[i + 1]):
             x = np.float64(data[p])
             if x == 0:
                 continue
             j = indices[p]
             for q in range(w_indptr[j], w_indptr[j + 1]):
-                out[i, w_indices[q]] += x * w_data[q]
+                o[w_indices[q]] += x * w_data[q]
     return out
 
 
@@ -327,8 +328,15 @@ def _desc_key(u):
 
 @nb.njit(parallel=True, nogil=True, cache=True)
 def aucell_chunk_f32(indptr, indices, data, bits, kept_pos, perm_pos, perm_gene, n_kept,
-                     n_up, set_ptr, set_genes, max_auc):
-    """:func:`aucell_chunk` for float32 data (``bits`` is ``data.view(np.uint32)``)."""
+                     n_up, set_ptr, set_genes, max_auc, in_set):
+    """:func:`aucell_chunk` for float32 data (``bits`` is ``data.view(np.uint32)``).
+
+    Each stored value gets a unique 64-bit key (value descending, then the tie-break
+    position), so a gene's ordinal rank is one plus the number of smaller keys. When
+    zeros cannot reach the top ``n_up`` ranks and few of the row's genes belong to a set
+    (``in_set``), only those genes are ranked, each by counting smaller keys (a
+    vectorised scan); otherwise the row's keys are sorted once. Both give the same ranks.
+    """
     n_rows = indptr.shape[0] - 1
     n_sets = set_ptr.shape[0] - 1
     n_genes = kept_pos.shape[0]
@@ -336,12 +344,17 @@ def aucell_chunk_f32(indptr, indices, data, bits, kept_pos, perm_pos, perm_gene,
     n_blocks = (n_rows + _BLOCK - 1) // _BLOCK
     for b in nb.prange(n_blocks):
         rank = np.zeros(n_genes, dtype=np.int64)
+        width = 16
+        for i in range(b * _BLOCK, min(n_rows, (b + 1) * _BLOCK)):
+            width = max(width, indptr[i + 1] - indptr[i])
+        keys = np.empty(width, dtype=np.uint64)
+        gp = np.empty(width, dtype=np.int64)
+        member = np.empty(width, dtype=np.int64)
         for i in range(b * _BLOCK, min(n_rows, (b + 1) * _BLOCK)):
             start, stop = indptr[i], indptr[i + 1]
-            keys = np.empty(stop - start, dtype=np.uint64)
-            gp = np.empty(stop - start, dtype=np.int64)
             k = 0
             n_pos = 0
+            n_member = 0
             for p in range(start, stop):
                 x = data[p]
                 j = indices[p]
@@ -350,20 +363,38 @@ def aucell_chunk_f32(indptr, indices, data, bits, kept_pos, perm_pos, perm_gene,
                 pp = perm_pos[kept_pos[j]]
                 keys[k] = (_desc_key(bits[p]) << np.uint64(32)) | np.uint64(pp)
                 gp[k] = pp
-                if x > 0:
-                    n_pos += 1
+                member[n_member] = k
+                n_member += in_set[j]
+                n_pos += x > 0
                 k += 1
-            keys = np.sort(keys[:k])
             n_zero = n_kept - k
-            for r in range(k):
-                g = perm_gene[np.int64(keys[r] & np.uint64(0xFFFFFFFF))]
-                rank[g] = r + 1 if r < n_pos else n_zero + r + 1
             zeros_matter = n_pos + 1 < n_up
+            log2k = 1
+            while (1 << log2k) < k:
+                log2k += 1
+            if not zeros_matter and n_member <= 20 * log2k:
+                # rank only the set genes: r = number of keys below the gene's key
+                for t in range(n_member):
+                    kg = keys[member[t]]
+                    r = 0
+                    for e in range(k):
+                        r += keys[e] < kg
+                    g = perm_gene[gp[member[t]]]
+                    rank[g] = r + 1 if r < n_pos else n_zero + r + 1
+                _aucell_row(out, i, rank, False, gp[:0], k, n_pos, n_up, perm_pos,
+                            kept_pos, set_ptr, set_genes, max_auc)
+                for t in range(n_member):
+                    rank[perm_gene[gp[member[t]]]] = 0
+                continue
+            sk = np.sort(keys[:k])
+            for r in range(k):
+                g = perm_gene[np.int64(sk[r] & np.uint64(0xFFFFFFFF))]
+                rank[g] = r + 1 if r < n_pos else n_zero + r + 1
             sorted_gp = np.sort(gp[:k]) if zeros_matter else gp[:0]
             _aucell_row(out, i, rank, zeros_matter, sorted_gp, k, n_pos, n_up, perm_pos,
                         kept_pos, set_ptr, set_genes, max_auc)
             for r in range(k):
-                rank[perm_gene[np.int64(keys[r] & np.uint64(0xFFFFFFFF))]] = 0
+                rank[perm_gene[np.int64(sk[r] & np.uint64(0xFFFFFFFF))]] = 0
     return out
 
 

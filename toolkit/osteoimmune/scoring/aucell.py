@@ -88,6 +88,8 @@ class AUCell(ScoringMethod):
         self._ptr = np.asarray(ptr, dtype=np.int64)
         self._genes = np.concatenate(genes).astype(np.int64) if genes else np.zeros(0, np.int64)
         self._max_auc = np.asarray(max_auc, dtype=np.float64)
+        self._in_set = np.zeros(ctx.n_vars, dtype=np.int64)
+        self._in_set[self._genes] = 1
 
     def columns(self) -> list[str]:
         return list(self._names)
@@ -97,7 +99,7 @@ class AUCell(ScoringMethod):
             return aucell_chunk_f32(chunk.indptr, chunk.indices, chunk.data,
                                     chunk.data.view(np.uint32), self._kept_pos, self._perm_pos,
                                     self._perm_gene, self._n_kept, self.n_up, self._ptr,
-                                    self._genes, self._max_auc)
+                                    self._genes, self._max_auc, self._in_set)
         return aucell_chunk(chunk.indptr, chunk.indices, chunk.data, self._kept_pos,
                             self._perm_pos, self._n_kept, self.n_up, self._ptr, self._genes,
                             self._max_auc)
