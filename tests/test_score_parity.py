@@ -188,6 +188,7 @@ def test_aucell_float32_kernel_equals_general_kernel(set_size):
     genes are in a set and sorts the row otherwise; both must equal the general kernel,
     ties (repeated values), negative values and rows where zeros reach the top included."""
     from osteoimmune.scoring._kernels import aucell_chunk, aucell_chunk_f32
+    from osteoimmune.scoring.aucell import gene_codes
 
     rng = np.random.default_rng(set_size)
     n_obs, n_vars = 300, 600
@@ -210,8 +211,6 @@ def test_aucell_float32_kernel_equals_general_kernel(set_size):
     sets = [rng.choice(np.flatnonzero(kept), set_size, replace=False) for _ in range(4)]
     ptr = np.concatenate([[0], np.cumsum([len(s) for s in sets])]).astype(np.int64)
     genes = np.concatenate(sets).astype(np.int64)
-    in_set = np.zeros(n_vars, dtype=np.int64)
-    in_set[genes] = 1
     for n_up in (10, 30, 200):
         max_auc = np.ones(len(sets))
         ip = X.indptr.astype(np.int64)
@@ -219,6 +218,6 @@ def test_aucell_float32_kernel_equals_general_kernel(set_size):
                            genes, max_auc)
         fast = aucell_chunk_f32(ip, X.indices, X.data, X.data.view(np.uint32), kept_pos,
                                 perm_pos, perm_gene, n_kept, n_up, ptr, genes, max_auc,
-                                in_set)
+                                *gene_codes(kept, perm_pos, ptr, genes))
         assert np.array_equal(ref, fast), n_up
         assert ref.max() > 0

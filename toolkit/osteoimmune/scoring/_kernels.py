@@ -10,6 +10,7 @@ import numba as nb
 import numpy as np
 
 _BLOCK = 64
+_SIGN32 = np.uint32(0x80000000)
 
 
 _GENE_RANGES = 4
@@ -59,14 +60,13 @@ def gene_stats_update(indptr, indices, data, state, do_expm1, estate, glob):
         vmin = np.inf
         n_nz = 0
         for i in range(n_rows):
+            lo = indptr[i]
             hi = indptr[i + 1]
-            p = _row_lower_bound(indices, indptr[i], hi, g0) if g0 > 0 else indptr[i]
-            while p < hi:
+            p0 = _row_lower_bound(indices, lo, hi, g0) if g0 > 0 else lo
+            p1 = _row_lower_bound(indices, p0, hi, g1) if g1 < n_vars else hi
+            for p in range(p0, p1):
                 j = indices[p]
-                if j >= g1:
-                    break
                 x = data[p]
-                p += 1
                 if not np.isfinite(x):
                     n_bad += 1
                     continue
@@ -328,14 +328,19 @@ def _desc_key(u):
 
 @nb.njit(parallel=True, nogil=True, cache=True)
 def aucell_chunk_f32(indptr, indices, data, bits, kept_pos, perm_pos, perm_gene, n_kept,
-                     n_up, set_ptr, set_genes, max_auc, in_set):
+                     n_up, set_ptr, set_genes, max_auc, gene_code, gs_ptr, gs_set):
     """:func:`aucell_chunk` for float32 data (``bits`` is ``data.view(np.uint32)``).
 
-    Each stored value gets a unique 64-bit key (value descending, then the tie-break
-    position), so a gene's ordinal rank is one plus the number of smaller keys. When
-    zeros cannot reach the top ``n_up`` ranks and few of the row's genes belong to a set
-    (``in_set``), only those genes are ranked, each by counting smaller keys (a
-    vectorised scan); otherwise the row's keys are sorted once. Both give the same ranks.
+    ``gene_code`` is ``2 * tie-break position + (gene is in a set)`` per gene, -1 for
+    genes never expressed; ``gs_ptr``/``gs_set`` list the sets of each gene (CSR).
+
+    Each stored value gets a unique signed 64-bit key: the high half orders the values
+    (descending), the low half is the tie-break position, so a gene's ordinal rank is one
+    plus the number of smaller keys. When zeros cannot reach the top ``n_up`` ranks and
+    few of the row's genes belong to a set, only those genes are ranked, each by counting
+    the smaller keys (a vectorised scan), and each adds ``n_up - rank`` to its sets;
+    otherwise the row's keys are sorted once. Both give the same ranks, and the sums are
+    of integers, so they are exact in any order.
     """
     n_rows = indptr.shape[0] - 1
     n_sets = set_ptr.shape[0] - 1
@@ -344,11 +349,11 @@ def aucell_chunk_f32(indptr, indices, data, bits, kept_pos, perm_pos, perm_gene,
     n_blocks = (n_rows + _BLOCK - 1) // _BLOCK
     for b in nb.prange(n_blocks):
         rank = np.zeros(n_genes, dtype=np.int64)
+        acc = np.zeros(n_sets, dtype=np.float64)
         width = 16
         for i in range(b * _BLOCK, min(n_rows, (b + 1) * _BLOCK)):
             width = max(width, indptr[i + 1] - indptr[i])
-        keys = np.empty(width, dtype=np.uint64)
-        gp = np.empty(width, dtype=np.int64)
+        keys = np.empty(width, dtype=np.int64)
         member = np.empty(width, dtype=np.int64)
         for i in range(b * _BLOCK, min(n_rows, (b + 1) * _BLOCK)):
             start, stop = indptr[i], indptr[i + 1]
@@ -357,14 +362,16 @@ def aucell_chunk_f32(indptr, indices, data, bits, kept_pos, perm_pos, perm_gene,
             n_member = 0
             for p in range(start, stop):
                 x = data[p]
-                j = indices[p]
-                if x == 0 or kept_pos[j] < 0:
+                code = gene_code[indices[p]]
+                if x == 0 or code < 0:
                     continue
-                pp = perm_pos[kept_pos[j]]
-                keys[k] = (_desc_key(bits[p]) << np.uint64(32)) | np.uint64(pp)
-                gp[k] = pp
+                # ascending-order integer of the float (sign-magnitude to two's
+                # complement), negated: smaller key = larger value
+                v = np.int64(np.int32(bits[p]))
+                v ^= (v >> 63) & 0x7FFFFFFF
+                keys[k] = ((-v) << 32) | (code >> 1)
                 member[n_member] = k
-                n_member += in_set[j]
+                n_member += code & 1
                 n_pos += x > 0
                 k += 1
             n_zero = n_kept - k
@@ -373,28 +380,34 @@ def aucell_chunk_f32(indptr, indices, data, bits, kept_pos, perm_pos, perm_gene,
             while (1 << log2k) < k:
                 log2k += 1
             if not zeros_matter and n_member <= 20 * log2k:
-                # rank only the set genes: r = number of keys below the gene's key
+                # rank only the set genes: r = number of smaller keys
+                acc[:] = 0.0
                 for t in range(n_member):
                     kg = keys[member[t]]
                     r = 0
                     for e in range(k):
                         r += keys[e] < kg
-                    g = perm_gene[gp[member[t]]]
-                    rank[g] = r + 1 if r < n_pos else n_zero + r + 1
-                _aucell_row(out, i, rank, False, gp[:0], k, n_pos, n_up, perm_pos,
-                            kept_pos, set_ptr, set_genes, max_auc)
-                for t in range(n_member):
-                    rank[perm_gene[gp[member[t]]]] = 0
+                    r = r + 1 if r < n_pos else n_zero + r + 1
+                    if r < n_up:
+                        g = perm_gene[kg & 0xFFFFFFFF]
+                        for q in range(gs_ptr[g], gs_ptr[g + 1]):
+                            acc[gs_set[q]] += n_up - r
+                for s in range(n_sets):
+                    out[i, s] = acc[s] / max_auc[s]
                 continue
             sk = np.sort(keys[:k])
             for r in range(k):
-                g = perm_gene[np.int64(sk[r] & np.uint64(0xFFFFFFFF))]
+                g = perm_gene[sk[r] & 0xFFFFFFFF]
                 rank[g] = r + 1 if r < n_pos else n_zero + r + 1
-            sorted_gp = np.sort(gp[:k]) if zeros_matter else gp[:0]
+            sorted_gp = np.empty(k if zeros_matter else 0, dtype=np.int64)
+            if zeros_matter:
+                for e in range(k):
+                    sorted_gp[e] = keys[e] & 0xFFFFFFFF
+                sorted_gp = np.sort(sorted_gp)
             _aucell_row(out, i, rank, zeros_matter, sorted_gp, k, n_pos, n_up, perm_pos,
                         kept_pos, set_ptr, set_genes, max_auc)
             for r in range(k):
-                rank[perm_gene[np.int64(sk[r] & np.uint64(0xFFFFFFFF))]] = 0
+                rank[perm_gene[sk[r] & 0xFFFFFFFF]] = 0
     return out
 
 

@@ -33,6 +33,28 @@ def default_n_up(n_genes: int, n_up=None) -> int:
     return n_up
 
 
+def gene_codes(kept: np.ndarray, perm_pos: np.ndarray, set_ptr: np.ndarray,
+               set_genes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-gene tables of the float32 AUCell kernel.
+
+    Returns
+    -------
+    gene_code, gs_ptr, gs_set
+        ``2 * tie-break position + (gene in a set)`` per gene (-1: never expressed), and
+        the sets of each gene as CSR (``gs_set[gs_ptr[g]:gs_ptr[g + 1]]``).
+    """
+    n_vars = kept.shape[0]
+    code = np.full(n_vars, -1, dtype=np.int64)
+    code[kept] = 2 * perm_pos
+    set_of = np.repeat(np.arange(len(set_ptr) - 1), np.diff(set_ptr))
+    code[set_genes] |= 1
+    order = np.argsort(set_genes, kind="stable")
+    gs_set = set_of[order].astype(np.int64)
+    gs_ptr = np.zeros(n_vars + 1, dtype=np.int64)
+    np.cumsum(np.bincount(set_genes, minlength=n_vars), out=gs_ptr[1:])
+    return code, gs_ptr, gs_set
+
+
 class AUCell(ScoringMethod):
     """AUCell.
 
@@ -88,8 +110,8 @@ class AUCell(ScoringMethod):
         self._ptr = np.asarray(ptr, dtype=np.int64)
         self._genes = np.concatenate(genes).astype(np.int64) if genes else np.zeros(0, np.int64)
         self._max_auc = np.asarray(max_auc, dtype=np.float64)
-        self._in_set = np.zeros(ctx.n_vars, dtype=np.int64)
-        self._in_set[self._genes] = 1
+        self._gene_code, self._gs_ptr, self._gs_set = gene_codes(
+            kept, perm_pos, self._ptr, self._genes)
 
     def columns(self) -> list[str]:
         return list(self._names)
@@ -99,7 +121,8 @@ class AUCell(ScoringMethod):
             return aucell_chunk_f32(chunk.indptr, chunk.indices, chunk.data,
                                     chunk.data.view(np.uint32), self._kept_pos, self._perm_pos,
                                     self._perm_gene, self._n_kept, self.n_up, self._ptr,
-                                    self._genes, self._max_auc, self._in_set)
+                                    self._genes, self._max_auc, self._gene_code,
+                                    self._gs_ptr, self._gs_set)
         return aucell_chunk(chunk.indptr, chunk.indices, chunk.data, self._kept_pos,
                             self._perm_pos, self._n_kept, self.n_up, self._ptr, self._genes,
                             self._max_auc)
