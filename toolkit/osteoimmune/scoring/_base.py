@@ -19,7 +19,9 @@ class GeneStats:
 
     ``sum_native`` is accumulated in the data's own float type row by row (float32 for
     float32 data), as scanpy does for its gene means; ``mean_native`` is derived from it.
-    ``expm1_*`` are filled only when a method asks for them (scDRS).
+    ``expm1_*`` are filled only when a method asks for them (scDRS). Statistics gathered
+    at a lower level than ``"full"`` (see ``ScoringMethod.stats_level``) hold NaN where
+    they were not accumulated (``n_nonint`` is then -1).
     """
 
     n_obs: int
@@ -87,6 +89,9 @@ class ScoringMethod:
     reference: ClassVar[str] = ""
     needs_stats: ClassVar[bool] = False
     needs_expm1: ClassVar[bool] = False
+    #: gene statistics the method reads: "full" (sums and sums of squares), "sum"
+    #: (sums only) or "count" (stored non-zeros only)
+    stats_level: ClassVar[str] = "full"
     accepts_counts: ClassVar[bool] = False
     accepts_negative: ClassVar[bool] = True
     two_pass: ClassVar[bool] = False

@@ -63,7 +63,8 @@ def _fold_block(state: StatsAccumulator, block, chunk_size: int, n_cols: int
     return new
 
 
-def dask_gene_stats(source: MatrixSource, chunk_size: int, expm1: bool = False) -> GeneStats:
+def dask_gene_stats(source: MatrixSource, chunk_size: int, expm1: bool = False,
+                    level: str = "full") -> GeneStats:
     """Gene statistics of a dask array, bit-identical to the in-memory pass.
 
     Parameters
@@ -74,6 +75,8 @@ def dask_gene_stats(source: MatrixSource, chunk_size: int, expm1: bool = False) 
         Rows per kernel call inside a block.
     expm1
         Also accumulate ``expm1`` sums (scDRS).
+    level
+        What to accumulate (see :class:`~osteoimmune.scoring._runner.StatsAccumulator`).
 
     Returns
     -------
@@ -85,7 +88,7 @@ def dask_gene_stats(source: MatrixSource, chunk_size: int, expm1: bool = False) 
     n_obs, n_vars = source.shape
     blocks = X.to_delayed().ravel()
     fold = dask.delayed(_fold_block, pure=True)
-    acc = StatsAccumulator(n_vars, expm1)
+    acc = StatsAccumulator(n_vars, expm1, level)
     # The fold is sequential but loading blocks is not: left alone, the scheduler reads
     # blocks far ahead of the fold and holds them all. Folding in waves of a few blocks
     # per worker thread bounds memory to the wave while blocks still load in parallel.
@@ -198,7 +201,8 @@ def run_method_dask(method: ScoringMethod, source: MatrixSource, ctx: ScoreConte
             "block by block on the dask scheduler)."
         )
     if method.needs_stats and stats is None:
-        stats = dask_gene_stats(source, chunk_size, expm1=method.needs_expm1)
+        stats = dask_gene_stats(source, chunk_size, expm1=method.needs_expm1,
+                                level=method.stats_level)
     ctx.stats = stats
     method.prepare(ctx)
     if method.two_pass:

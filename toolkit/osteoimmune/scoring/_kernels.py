@@ -29,8 +29,12 @@ def _row_lower_bound(indices, lo, hi, value):
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)
-def gene_stats_update(indptr, indices, data, state, do_expm1, estate, glob):
+def gene_stats_update(indptr, indices, data, state, level, do_expm1, estate, glob):
     """Accumulate per-gene sums over the rows of one CSR chunk (sorted rows).
+
+    ``level`` 0 counts stored non-zeros only, 1 adds the sums (float64 and float32),
+    2 (full) adds the sums of squares and the global counts, maximum and minimum in
+    ``glob`` (whose non-finite count is kept at every level).
 
     ``state`` is genes × 4, one row per gene (so one cache line per stored value):
     float64 sum, float64 sum of squares, count of stored non-zeros, and a float32 running
@@ -44,13 +48,13 @@ def gene_stats_update(indptr, indices, data, state, do_expm1, estate, glob):
     of its columns (binary search in the sorted row), so a gene's additions keep the
     sequential row order and the result is the same for any number of threads.
 
-    ``glob`` holds [n_nonfinite, n_nonint, max, min, n_stored_nonzero]; its parts are
-    counts, a maximum and a minimum, which combine exactly across ranges.
+    ``glob`` holds [n_nonfinite, n_nonint, max, min]; its parts are counts, a maximum
+    and a minimum, which combine exactly across ranges.
     """
     n_rows = indptr.shape[0] - 1
     n_vars = state.shape[0]
     n_ranges = _GENE_RANGES if n_vars >= _GENE_RANGES else 1
-    part = np.zeros((n_ranges, 5))
+    part = np.zeros((n_ranges, 4))
     for r in nb.prange(n_ranges):
         g0 = (n_vars * r) // n_ranges
         g1 = (n_vars * (r + 1)) // n_ranges
@@ -58,7 +62,6 @@ def gene_stats_update(indptr, indices, data, state, do_expm1, estate, glob):
         n_nonint = 0
         vmax = -np.inf
         vmin = np.inf
-        n_nz = 0
         for i in range(n_rows):
             lo = indptr[i]
             hi = indptr[i + 1]
@@ -73,14 +76,15 @@ def gene_stats_update(indptr, indices, data, state, do_expm1, estate, glob):
                 if x == 0:
                     continue
                 xf = np.float64(x)
-                state[j, 0] += xf
-                state[j, 1] += xf * xf
                 state[j, 2] += 1.0
-                state[j, 3] = np.float32(np.float32(state[j, 3]) + np.float32(x))
-                n_nonint += xf != np.floor(xf)
-                vmax = max(vmax, xf)
-                vmin = min(vmin, xf)
-                n_nz += 1
+                if level > 0:
+                    state[j, 0] += xf
+                    state[j, 3] = np.float32(np.float32(state[j, 3]) + np.float32(x))
+                    if level > 1:
+                        state[j, 1] += xf * xf
+                        n_nonint += xf != np.floor(xf)
+                        vmax = max(vmax, xf)
+                        vmin = min(vmin, xf)
                 if do_expm1:
                     e = np.expm1(xf)
                     estate[j, 0] += e
@@ -89,13 +93,11 @@ def gene_stats_update(indptr, indices, data, state, do_expm1, estate, glob):
         part[r, 1] = n_nonint
         part[r, 2] = vmax
         part[r, 3] = vmin
-        part[r, 4] = n_nz
     for r in range(n_ranges):
         glob[0] += part[r, 0]
         glob[1] += part[r, 1]
         glob[2] = max(glob[2], part[r, 2])
         glob[3] = min(glob[3], part[r, 3])
-        glob[4] += part[r, 4]
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)

@@ -36,6 +36,10 @@ class StatsAccumulator:
         Number of genes.
     expm1
         Also accumulate sums of ``expm1(x)`` and its square (scDRS).
+    level
+        ``"full"`` (default): sums, sums of squares and non-zero counts; ``"sum"``: no
+        sums of squares; ``"count"``: non-zero counts only. What is not accumulated is
+        NaN in the result, so a method that reads it gets NaN rather than zeros.
 
     Notes
     -----
@@ -44,13 +48,18 @@ class StatsAccumulator:
     row-order accumulation of the in-memory path.
     """
 
-    def __init__(self, n_vars: int, expm1: bool = False) -> None:
+    LEVELS = {"count": 0, "sum": 1, "full": 2}
+
+    def __init__(self, n_vars: int, expm1: bool = False, level: str = "full") -> None:
+        if level not in self.LEVELS:
+            raise ValueError(f"level must be one of {sorted(self.LEVELS)}, got {level!r}.")
+        self.level = level
         self.expm1 = bool(expm1)
         self.n_rows = 0
         # genes x [sum, sum of squares, stored non-zeros, float32 running sum]
         self.state = np.zeros((n_vars, 4))
         self.estate = np.zeros((n_vars if expm1 else 1, 2))
-        self.glob = np.array([0.0, 0.0, -np.inf, np.inf, 0.0])
+        self.glob = np.array([0.0, 0.0, -np.inf, np.inf])
 
     def copy(self) -> StatsAccumulator:
         """Deep copy (dask tasks must not mutate their inputs)."""
@@ -61,8 +70,8 @@ class StatsAccumulator:
 
     def update(self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray) -> None:
         """Add the rows of one CSR chunk (rows must come in order, sorted within)."""
-        gene_stats_update(indptr, indices, data, self.state, self.expm1, self.estate,
-                          self.glob)
+        gene_stats_update(indptr, indices, data, self.state, self.LEVELS[self.level],
+                          self.expm1, self.estate, self.glob)
         self.n_rows += len(indptr) - 1
 
     def result(self, n_obs: int, dtype: np.dtype) -> GeneStats:
@@ -81,7 +90,13 @@ class StatsAccumulator:
                 f"The expression matrix holds {int(glob[0])} NaN or infinite values. Replace "
                 "them (e.g. np.nan_to_num) or remove the affected observations before scoring."
             )
-        st = self.state
+        st = self.state.copy()
+        n_nz = int(st[:, 2].sum())
+        full = self.LEVELS[self.level] == 2
+        if self.LEVELS[self.level] < 1:
+            st[:, [0, 3]] = np.nan
+        if self.LEVELS[self.level] < 2:
+            st[:, 1] = np.nan
         s64 = np.ascontiguousarray(st[:, 0])
         native = (st[:, 3].astype(np.float32) if np.dtype(dtype) == np.float32
                   else s64.copy())
@@ -90,14 +105,15 @@ class StatsAccumulator:
             nnz=st[:, 2].astype(np.int64), sum_native=native,
             expm1_sum=np.ascontiguousarray(self.estate[:, 0]) if self.expm1 else None,
             expm1_sumsq=np.ascontiguousarray(self.estate[:, 1]) if self.expm1 else None,
-            n_nonfinite=int(glob[0]), n_nonint=int(glob[1]),
-            max=float(glob[2]) if glob[4] else 0.0, min=float(glob[3]) if glob[4] else 0.0,
-            n_stored_nonzero=int(glob[4]),
+            n_nonfinite=int(glob[0]), n_nonint=int(glob[1]) if full else -1,
+            max=(float(glob[2]) if n_nz else 0.0) if full else np.nan,
+            min=(float(glob[3]) if n_nz else 0.0) if full else np.nan,
+            n_stored_nonzero=n_nz,
         )
 
 
 def compute_gene_stats(source: MatrixSource, chunk_size: int, expm1: bool = False,
-                       progress: bool = False) -> GeneStats:
+                       progress: bool = False, level: str = "full") -> GeneStats:
     """Per-gene sums, sums of squares and non-zero counts in one pass (row order).
 
     Parameters
@@ -110,6 +126,9 @@ def compute_gene_stats(source: MatrixSource, chunk_size: int, expm1: bool = Fals
         Also accumulate ``expm1`` sums (scDRS).
     progress
         Show a progress bar.
+    level
+        What to accumulate (see :class:`StatsAccumulator`): ``"full"``, ``"sum"`` or
+        ``"count"``; methods ask for the least they need (``stats_level``).
 
     Returns
     -------
@@ -124,9 +143,9 @@ def compute_gene_stats(source: MatrixSource, chunk_size: int, expm1: bool = Fals
     if source.kind == "dask":
         from ._dask import dask_gene_stats
 
-        return dask_gene_stats(source, chunk_size, expm1=expm1)
+        return dask_gene_stats(source, chunk_size, expm1=expm1, level=level)
     n_obs, n_vars = source.shape
-    acc = StatsAccumulator(n_vars, expm1)
+    acc = StatsAccumulator(n_vars, expm1, level)
     it = source.iter_chunks(chunk_size, reuse_buffers=True)
     if progress:
         it = tqdm(it, total=-(-n_obs // chunk_size), desc="gene statistics", unit="chunk",
@@ -211,7 +230,7 @@ def run_method(method: ScoringMethod, source: MatrixSource, ctx: ScoreContext, *
                                compute=compute)
     if method.needs_stats and stats is None:
         stats = compute_gene_stats(source, chunk_size, expm1=method.needs_expm1,
-                                   progress=progress)
+                                   progress=progress, level=method.stats_level)
     ctx.stats = stats
     method.prepare(ctx)
     raw = stream_passes(method, source, chunk_size, progress)

@@ -61,18 +61,25 @@ def _is_h5_dataset(X) -> bool:
 
 
 @nb.njit(nogil=True, cache=True)
+def _count_descents(a) -> int:
+    """Number of positions p >= 1 with ``a[p] <= a[p - 1]`` (a vectorised loop)."""
+    n = 0
+    for p in range(1, a.shape[0]):
+        n += a[p] <= a[p - 1]
+    return n
+
+
+@nb.njit(nogil=True, cache=True)
 def _rows_sorted(indptr, indices) -> bool:
     """True when column indices increase strictly within every row.
 
-    Counts descents over the flat ``indices`` (a loop the compiler vectorises) and
-    compares them with the descents that fall on row starts, which are allowed.
+    Counts descents over the flat ``indices`` and compares them with the descents that
+    fall on row starts, which are allowed.
     """
     n_rows = indptr.shape[0] - 1
     lo = indptr[0]
     hi = indptr[n_rows]
-    n_desc = 0
-    for p in range(lo + 1, hi):
-        n_desc += indices[p] <= indices[p - 1]
+    n_desc = _count_descents(indices[lo:hi])
     if n_desc == 0:
         return True
     n_allowed = 0
