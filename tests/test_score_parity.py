@@ -221,3 +221,42 @@ def test_aucell_float32_kernel_equals_general_kernel(set_size):
                                 *gene_codes(kept, perm_pos, ptr, genes))
         assert np.array_equal(ref, fast), n_up
         assert ref.max() > 0
+
+
+def test_linear_dense_and_sparse_kernels_identical():
+    """Up to DENSE_MAX_COLS columns the linear methods use a dense weight table, above
+    it CSR weights; both must give the same bits (zero weights add signed zeros only)."""
+    from osteoimmune.scoring._kernels import DENSE_MAX_COLS, csr_times_dense, csr_times_sparse
+
+    rng = np.random.default_rng(4)
+    X = sp.random(400, 300, density=0.2, format="csr", random_state=rng, dtype=np.float32)
+    X.data[::7] *= -1
+    X.data[::11] = 0.0  # explicit zeros
+    X.sort_indices()
+    ip = X.indptr.astype(np.int64)
+    for n_cols in (1, 5, DENSE_MAX_COLS + 3):
+        W = sp.random(300, n_cols, density=0.1, format="csr", random_state=rng)
+        W.data = rng.normal(size=W.nnz)
+        W.sort_indices()
+        ref = csr_times_sparse(ip, X.indices, X.data, W.indptr.astype(np.int64),
+                               W.indices.astype(np.int64), W.data, n_cols)
+        dense = csr_times_dense(ip, X.indices, X.data, np.ascontiguousarray(W.toarray()))
+        assert np.array_equal(ref, dense) and np.array_equal(np.signbit(ref),
+                                                            np.signbit(dense))
+        assert np.abs(ref).max() > 0
+
+
+@pytest.mark.parametrize("method", ["module", "zmean"])
+def test_many_sets_sparse_kernel_equals_dense_kernel(synthetic, method):
+    """60 sets (CSR weights) give the same bits as the same sets scored 30 at a time
+    (dense weight tables)."""
+    rng = np.random.default_rng(5)
+    names = list(synthetic.var_names)
+    sets = {f"s{i}": list(rng.choice(names, 12, replace=False)) for i in range(60)}
+    together = oi.tl.score(synthetic, sets, method=method, progress=False)
+    first = dict(list(sets.items())[:30])
+    second = dict(list(sets.items())[30:])
+    halves = pd.concat([oi.tl.score(synthetic, first, method=method, progress=False),
+                        oi.tl.score(synthetic, second, method=method, progress=False)],
+                       axis=1)
+    assert np.array_equal(together.to_numpy(), halves[together.columns].to_numpy())

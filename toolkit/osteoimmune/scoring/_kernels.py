@@ -120,6 +120,33 @@ def csr_times_sparse(indptr, indices, data, w_indptr, w_indices, w_data, n_cols)
     return out
 
 
+#: the linear kernel uses a dense weight table up to this many output columns
+DENSE_MAX_COLS = 48
+
+
+@nb.njit(parallel=True, nogil=True, cache=True)
+def csr_times_dense(indptr, indices, data, w_dense):
+    """``out = X_chunk @ W`` in float64 with W dense (genes × columns, C order).
+
+    Gives exactly the numbers of :func:`csr_times_sparse`: every column accumulates the
+    row's stored entries in storage order, and the extra terms (a gene outside the
+    column, weight 0) add a signed zero, which leaves any sum unchanged (the data hold
+    no NaN or infinity: the statistics pass rejects them). Without the variable-length
+    loop over each gene's weights it is faster for a few dozen columns.
+    """
+    n_rows = indptr.shape[0] - 1
+    n_cols = w_dense.shape[1]
+    out = np.zeros((n_rows, n_cols), dtype=np.float64)
+    for i in nb.prange(n_rows):
+        o = out[i]
+        for p in range(indptr[i], indptr[i + 1]):
+            x = np.float64(data[p])
+            w = w_dense[indices[p]]
+            for c in range(n_cols):
+                o[c] += x * w[c]
+    return out
+
+
 @nb.njit(cache=True)
 def _lower_count(sorted_arr, n, value):
     """Number of entries of sorted_arr[:n] strictly below value (binary search)."""

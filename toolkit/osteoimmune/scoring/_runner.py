@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from ._base import GeneStats, ScoreContext, ScoringMethod
-from ._kernels import csr_times_sparse, gene_stats_update
+from ._kernels import DENSE_MAX_COLS, csr_times_dense, csr_times_sparse, gene_stats_update
 from ._source import Chunk, MatrixSource
 
 __all__ = ["ChunkScorer", "StatsAccumulator", "compute_gene_stats", "describe", "run_method",
@@ -182,11 +182,18 @@ class ChunkScorer:
             self.w_data = W.data.astype(np.float64)
             self.w_cols = int(W.shape[1])
             self.offset = np.asarray(offset, dtype=np.float64)
+            # a dense table for up to DENSE_MAX_COLS columns: same numbers, no
+            # variable-length loop per stored value (about 2x faster at 20 columns)
+            self.w_dense = (np.ascontiguousarray(W.toarray(), dtype=np.float64)
+                            if self.w_cols <= DENSE_MAX_COLS else None)
 
     def __call__(self, ch: Chunk) -> np.ndarray:
         if self.linear:
-            out = csr_times_sparse(ch.indptr, ch.indices, ch.data, self.w_indptr,
-                                   self.w_indices, self.w_data, self.w_cols)
+            if self.w_dense is not None:
+                out = csr_times_dense(ch.indptr, ch.indices, ch.data, self.w_dense)
+            else:
+                out = csr_times_sparse(ch.indptr, ch.indices, ch.data, self.w_indptr,
+                                       self.w_indices, self.w_data, self.w_cols)
             out += self.offset
             return out
         return self.method.score_chunk(ch)
