@@ -101,6 +101,34 @@ def gene_stats_update(indptr, indices, data, state, level, do_expm1, estate, glo
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)
+def gene_counts_update(indptr, indices, data, state, glob):
+    """:func:`gene_stats_update` at level 0: stored non-zeros per gene (``state[:, 2]``)
+    and the non-finite count (``glob[0]``) only.
+
+    Counts are integers, so the rows can be split between threads (blocks of rows, one
+    count array per block group) and the partial counts added in any order: exact.
+    """
+    n_rows = indptr.shape[0] - 1
+    n_vars = state.shape[0]
+    n_parts = min(8, max(1, n_rows // 256))
+    counts = np.zeros((n_parts, n_vars), dtype=np.int64)
+    bad = np.zeros(n_parts, dtype=np.int64)
+    for t in nb.prange(n_parts):
+        c = counts[t]
+        n_bad = 0
+        for p in range(indptr[(n_rows * t) // n_parts], indptr[(n_rows * (t + 1)) // n_parts]):
+            x = data[p]
+            ok = np.isfinite(x)
+            n_bad += not ok
+            c[indices[p]] += ok and x != 0
+        bad[t] = n_bad
+    for t in range(n_parts):
+        glob[0] += bad[t]
+        for j in range(n_vars):
+            state[j, 2] += counts[t, j]
+
+
+@nb.njit(parallel=True, nogil=True, cache=True)
 def csr_times_sparse(indptr, indices, data, w_indptr, w_indices, w_data, n_cols):
     """``out = X_chunk @ W`` in float64 with W given as CSR (genes × columns).
 

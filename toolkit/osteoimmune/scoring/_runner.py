@@ -20,7 +20,13 @@ import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from ._base import GeneStats, ScoreContext, ScoringMethod
-from ._kernels import DENSE_MAX_COLS, csr_times_dense, csr_times_sparse, gene_stats_update
+from ._kernels import (
+    DENSE_MAX_COLS,
+    csr_times_dense,
+    csr_times_sparse,
+    gene_counts_update,
+    gene_stats_update,
+)
 from ._source import Chunk, MatrixSource
 
 __all__ = ["ChunkScorer", "StatsAccumulator", "compute_gene_stats", "describe", "run_method",
@@ -70,8 +76,11 @@ class StatsAccumulator:
 
     def update(self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray) -> None:
         """Add the rows of one CSR chunk (rows must come in order, sorted within)."""
-        gene_stats_update(indptr, indices, data, self.state, self.LEVELS[self.level],
-                          self.expm1, self.estate, self.glob)
+        if self.level == "count" and not self.expm1:
+            gene_counts_update(indptr, indices, data, self.state, self.glob)
+        else:
+            gene_stats_update(indptr, indices, data, self.state, self.LEVELS[self.level],
+                              self.expm1, self.estate, self.glob)
         self.n_rows += len(indptr) - 1
 
     def result(self, n_obs: int, dtype: np.dtype) -> GeneStats:
