@@ -5,7 +5,8 @@ scheduler once a client exists). Blocks of X are produced where dask puts them (
 read their own blocks from disk); only small per-gene states and the score blocks travel.
 
 Gene statistics (one reduction pass)
-    Floating-point sums depend on the order of additions, and the in-memory path adds
+    Non-zero counts alone (AUCell) are integers: every block is counted on its own and
+    the counts are summed in a tree. Floating-point sums depend on the order of additions, and the in-memory path adds
     rows one after another (float64 sums, plus a float32 running sum that reproduces
     scanpy's gene means bit for bit). A tree reduction of per-block partial sums would
     round differently, and no exact combination of partials can reproduce a sequential
@@ -63,6 +64,19 @@ def _fold_block(state: StatsAccumulator, block, chunk_size: int, n_cols: int
     return new
 
 
+def _count_block(block, chunk_size: int, n_cols: int) -> np.ndarray:
+    """[non-zero counts per gene..., non-finite values, rows] of one block (1 row).
+
+    Sums of at most a few million integers: exact in float64, in any order.
+    """
+    acc = _fold_block(StatsAccumulator(n_cols, False, "count"), block, chunk_size, n_cols)
+    out = np.empty((1, n_cols + 2), dtype=np.float64)
+    out[0, :n_cols] = acc.state[:, 2]
+    out[0, n_cols] = acc.glob[0]
+    out[0, n_cols + 1] = acc.n_rows
+    return out
+
+
 def dask_gene_stats(source: MatrixSource, chunk_size: int, expm1: bool = False,
                     level: str = "full") -> GeneStats:
     """Gene statistics of a dask array, bit-identical to the in-memory pass.
@@ -86,9 +100,20 @@ def dask_gene_stats(source: MatrixSource, chunk_size: int, expm1: bool = False,
 
     X = source.X
     n_obs, n_vars = source.shape
+    acc = StatsAccumulator(n_vars, expm1, level)
+    if level == "count" and not expm1:
+        # integer counts add exactly in any order: one independent task per block and a
+        # tree sum, no sequential fold
+        parts = X.map_blocks(_count_block, int(chunk_size), n_vars, dtype=np.float64,
+                             chunks=(1, n_vars + 2),
+                             meta=np.empty((0, 0), dtype=np.float64))
+        total = parts.sum(axis=0).compute()
+        acc.state[:, 2] = total[:n_vars]
+        acc.glob[0] = total[n_vars]
+        acc.n_rows = int(round(total[n_vars + 1]))
+        return acc.result(n_obs, source.dtype)
     blocks = X.to_delayed().ravel()
     fold = dask.delayed(_fold_block, pure=True)
-    acc = StatsAccumulator(n_vars, expm1, level)
     # The fold is sequential but loading blocks is not: left alone, the scheduler reads
     # blocks far ahead of the fold and holds them all. Folding in waves of a few blocks
     # per worker thread bounds memory to the wave while blocks still load in parallel.
