@@ -283,24 +283,24 @@ def score_rows(indptr, indices, data, r0, r1, n_vars, c_ptr, c_genes, c_w, n_set
     n_rows = r1 - r0
     n_groups = (n_rows + _GROUP - 1) // _GROUP
     for gg in nb.prange(n_groups):
-      xd = np.zeros((n_vars, _LANES))
-      acc = np.empty((_LANES, k_cols))
-      cbuf = np.empty(n_ctrl)
-      for lo in range(gg * _GROUP, min(n_rows, (gg + 1) * _GROUP), _LANES):
-        n_lanes = min(n_rows, lo + _LANES) - lo
-        _block_raw(indptr, indices, data, r0 + lo, n_lanes, c_ptr, c_genes, c_w, xd, acc)
-        for b in range(n_lanes):
-            rr = lo + b
-            row = acc[b]
-            for s in range(n_sets):
-                base = s * (1 + n_ctrl)
-                m, sd = _standardise_set(row, base, n_ctrl, mu, sqrt_ratio, cbuf)
-                raw = row[base]
-                sig_zero[rr, s] = raw == 0
-                norm1[rr, s] = ((raw - mu[base]) - m) / sd
-                o = s * n_ctrl
-                for i in range(n_ctrl):
-                    ctrl_norm[rr, o + i] = (cbuf[i] - m) / sd
+        xd = np.zeros((n_vars, _LANES))
+        acc = np.empty((_LANES, k_cols))
+        cbuf = np.empty(n_ctrl)
+        for lo in range(gg * _GROUP, min(n_rows, (gg + 1) * _GROUP), _LANES):
+            n_lanes = min(n_rows, lo + _LANES) - lo
+            _block_raw(indptr, indices, data, r0 + lo, n_lanes, c_ptr, c_genes, c_w, xd, acc)
+            for b in range(n_lanes):
+                rr = lo + b
+                row = acc[b]
+                for s in range(n_sets):
+                    base = s * (1 + n_ctrl)
+                    m, sd = _standardise_set(row, base, n_ctrl, mu, sqrt_ratio, cbuf)
+                    raw = row[base]
+                    sig_zero[rr, s] = raw == 0
+                    norm1[rr, s] = ((raw - mu[base]) - m) / sd
+                    o = s * n_ctrl
+                    for i in range(n_ctrl):
+                        ctrl_norm[rr, o + i] = (cbuf[i] - m) / sd
     return 0
 
 
@@ -375,27 +375,27 @@ def null_positions(indptr, indices, data, r0, r1, n_vars, c_ptr, c_genes, c_w, n
     n_rows = r1 - r0
     n_groups = (n_rows + _GROUP - 1) // _GROUP
     for gg in nb.prange(n_groups):
-      xd = np.zeros((n_vars, _LANES))
-      acc = np.empty((_LANES, k_cols))
-      cbuf = np.empty(n_ctrl)
-      for lo in range(gg * _GROUP, min(n_rows, (gg + 1) * _GROUP), _LANES):
-        n_lanes = min(n_rows, lo + _LANES) - lo
-        _block_raw(indptr, indices, data, r0 + lo, n_lanes, c_ptr, c_genes, c_w, xd, acc)
-        for b in range(n_lanes):
-            rr = lo + b
-            row = acc[b]
-            for s in range(n_sets):
-                base = s * (1 + n_ctrl)
-                m, sd = _standardise_set(row, base, n_ctrl, mu, sqrt_ratio, cbuf)
-                srt = sorted_final[s]
-                tab = tables[s]
-                o = s * n_ctrl
-                for i in range(n_ctrl):
-                    if row[base + 1 + i] == 0:
-                        t = zero_value[s]
-                    else:
-                        t = (cbuf[i] - m) / sd - colmean[o + i]
-                    pos[rr, o + i] = _count_le(srt, t, tab, e0[s], inv_w[s])
+        xd = np.zeros((n_vars, _LANES))
+        acc = np.empty((_LANES, k_cols))
+        cbuf = np.empty(n_ctrl)
+        for lo in range(gg * _GROUP, min(n_rows, (gg + 1) * _GROUP), _LANES):
+            n_lanes = min(n_rows, lo + _LANES) - lo
+            _block_raw(indptr, indices, data, r0 + lo, n_lanes, c_ptr, c_genes, c_w, xd, acc)
+            for b in range(n_lanes):
+                rr = lo + b
+                row = acc[b]
+                for s in range(n_sets):
+                    base = s * (1 + n_ctrl)
+                    m, sd = _standardise_set(row, base, n_ctrl, mu, sqrt_ratio, cbuf)
+                    srt = sorted_final[s]
+                    tab = tables[s]
+                    o = s * n_ctrl
+                    for i in range(n_ctrl):
+                        if row[base + 1 + i] == 0:
+                            t = zero_value[s]
+                        else:
+                            t = (cbuf[i] - m) / sd - colmean[o + i]
+                        pos[rr, o + i] = _count_le(srt, t, tab, e0[s], inv_w[s])
     return 0
 
 
