@@ -321,8 +321,9 @@ class MatrixSource:
             so reading and computing overlap.
         reuse_buffers
             For a backed CSR matrix: read every chunk into one of two preallocated
-            buffers. A chunk's arrays are then valid only until the next-but-one chunk is
-            requested, so use this only when each chunk is consumed before the next.
+            buffers. A chunk's arrays are then valid only until the next chunk is
+            requested (its buffer is refilled then), so use this only when each chunk is
+            consumed before the next one is asked for.
         """
         if int(chunk_size) < 1:
             raise ValueError(f"chunk_size must be a positive integer, got {chunk_size}.")
