@@ -175,7 +175,9 @@ def score(
     key_added
         Key in ``.obsm`` when ``inplace=True``.
     chunk_size
-        Observations per chunk; bounds the memory of a pass. Results do not depend on it.
+        Observations per chunk; bounds the memory of a pass (a backed file holds two
+        chunks at a time: one being scored, the next being read). Results do not depend
+        on it.
     progress
         Show tqdm progress bars.
     min_coverage
