@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from ._base import GeneStats, ScoreContext, ScoringMethod
 from ._runner import ChunkScorer, StatsAccumulator, stream_passes
@@ -48,6 +49,11 @@ def _iter_block_chunks(block, chunk_size: int, n_cols: int, offset: int = 0):
     ``offset`` is the block's first row in the whole matrix: chunk ``start``/``stop`` are
     global row numbers, as in the in-memory runner.
     """
+    if sp.issparse(block) and block.format == "csr":
+        # views into the block's arrays (scipy's row slicing would copy every chunk)
+        for ch in MatrixSource(block).iter_chunks(chunk_size, prefetch=False):
+            yield Chunk(offset + ch.start, offset + ch.stop, ch.indptr, ch.indices, ch.data)
+        return
     n = block.shape[0]
     for s in range(0, n, chunk_size):
         e = min(n, s + chunk_size)
