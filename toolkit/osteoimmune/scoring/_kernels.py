@@ -101,6 +101,40 @@ def gene_stats_update(indptr, indices, data, state, level, do_expm1, estate, glo
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)
+def gene_native_sum_update(indptr, indices, data, native, glob):
+    """Per-gene running sums in the data's own precision only (``native`` has the dtype
+    of ``data``: a float32 running sum for float32 data, as scanpy's gene means), plus
+    the non-finite count in ``glob[0]``; the module score needs nothing else.
+
+    Same gene-range split and row order as :func:`gene_stats_update`, so the sums equal
+    its float32 (or float64) sums bit for bit.
+    """
+    n_rows = indptr.shape[0] - 1
+    n_vars = native.shape[0]
+    n_ranges = _GENE_RANGES if n_vars >= _GENE_RANGES else 1
+    bad = np.zeros(n_ranges)
+    for r in nb.prange(n_ranges):
+        g0 = (n_vars * r) // n_ranges
+        g1 = (n_vars * (r + 1)) // n_ranges
+        n_bad = 0
+        for i in range(n_rows):
+            lo = indptr[i]
+            hi = indptr[i + 1]
+            p0 = _row_lower_bound(indices, lo, hi, g0) if g0 > 0 else lo
+            p1 = _row_lower_bound(indices, p0, hi, g1) if g1 < n_vars else hi
+            for p in range(p0, p1):
+                x = data[p]
+                if not np.isfinite(x):
+                    n_bad += 1
+                elif x != 0:
+                    j = indices[p]
+                    native[j] = native[j] + x
+        bad[r] = n_bad
+    for r in range(n_ranges):
+        glob[0] += bad[r]
+
+
+@nb.njit(parallel=True, nogil=True, cache=True)
 def gene_counts_update(indptr, indices, data, state, glob):
     """:func:`gene_stats_update` at level 0: stored non-zeros per gene (``state[:, 2]``)
     and the non-finite count (``glob[0]``) only.

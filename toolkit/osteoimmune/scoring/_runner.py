@@ -25,6 +25,7 @@ from ._kernels import (
     csr_times_dense,
     csr_times_sparse,
     gene_counts_update,
+    gene_native_sum_update,
     gene_stats_update,
 )
 from ._source import Chunk, MatrixSource
@@ -44,8 +45,10 @@ class StatsAccumulator:
         Also accumulate sums of ``expm1(x)`` and its square (scDRS).
     level
         ``"full"`` (default): sums, sums of squares and non-zero counts; ``"sum"``: no
-        sums of squares; ``"count"``: non-zero counts only. What is not accumulated is
-        NaN in the result, so a method that reads it gets NaN rather than zeros.
+        sums of squares; ``"native"``: only the sums in the data's own precision (the
+        module score's gene means); ``"count"``: non-zero counts only. What is not
+        accumulated is NaN in the result (non-zero counts: -1), so a method that reads it
+        gets NaN rather than zeros.
 
     Notes
     -----
@@ -54,7 +57,7 @@ class StatsAccumulator:
     row-order accumulation of the in-memory path.
     """
 
-    LEVELS = {"count": 0, "sum": 1, "full": 2}
+    LEVELS = {"count": 0, "native": 0, "sum": 1, "full": 2}
 
     def __init__(self, n_vars: int, expm1: bool = False, level: str = "full") -> None:
         if level not in self.LEVELS:
@@ -66,6 +69,7 @@ class StatsAccumulator:
         self.state = np.zeros((n_vars, 4))
         self.estate = np.zeros((n_vars if expm1 else 1, 2))
         self.glob = np.array([0.0, 0.0, -np.inf, np.inf])
+        self.native: np.ndarray | None = None  # level "native": data-precision sums
 
     def copy(self) -> StatsAccumulator:
         """Deep copy (dask tasks must not mutate their inputs)."""
@@ -76,7 +80,11 @@ class StatsAccumulator:
 
     def update(self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray) -> None:
         """Add the rows of one CSR chunk (rows must come in order, sorted within)."""
-        if self.level == "count" and not self.expm1:
+        if self.level == "native" and not self.expm1:
+            if self.native is None:
+                self.native = np.zeros(self.state.shape[0], dtype=data.dtype)
+            gene_native_sum_update(indptr, indices, data, self.native, self.glob)
+        elif self.level == "count" and not self.expm1:
             gene_counts_update(indptr, indices, data, self.state, self.glob)
         else:
             gene_stats_update(indptr, indices, data, self.state, self.LEVELS[self.level],
@@ -107,11 +115,19 @@ class StatsAccumulator:
         if self.LEVELS[self.level] < 2:
             st[:, 1] = np.nan
         s64 = np.ascontiguousarray(st[:, 0])
-        native = (st[:, 3].astype(np.float32) if np.dtype(dtype) == np.float32
-                  else s64.copy())
+        nnz = st[:, 2].astype(np.int64)
+        if self.level == "native":
+            native = (self.native.copy() if self.native is not None
+                      else np.zeros(st.shape[0], dtype=np.float32 if np.dtype(dtype)
+                                    == np.float32 else np.float64))
+            nnz[:] = -1
+            n_nz = -1
+        else:
+            native = (st[:, 3].astype(np.float32) if np.dtype(dtype) == np.float32
+                      else s64.copy())
         return GeneStats(
             n_obs=n_obs, n_vars=st.shape[0], sum=s64, sumsq=np.ascontiguousarray(st[:, 1]),
-            nnz=st[:, 2].astype(np.int64), sum_native=native,
+            nnz=nnz, sum_native=native,
             expm1_sum=np.ascontiguousarray(self.estate[:, 0]) if self.expm1 else None,
             expm1_sumsq=np.ascontiguousarray(self.estate[:, 1]) if self.expm1 else None,
             n_nonfinite=int(glob[0]), n_nonint=int(glob[1]) if full else -1,

@@ -37,7 +37,7 @@ class ModuleScore(ScoringMethod):
     name = "module"
     reference = "Tirosh et al. 2016 Science, doi:10.1126/science.aad0501; scanpy.tl.score_genes"
     needs_stats = True
-    stats_level = "sum"
+    stats_level = "native"
     accepts_counts = False
 
     def __init__(self, ctrl_size: int = 50, n_bins: int = 25, gene_pool=None) -> None:
