@@ -6,15 +6,15 @@ read their own blocks from disk); only small per-gene states and the score block
 
 Gene statistics (one reduction pass)
     Non-zero counts alone (AUCell) are integers: every block is counted on its own and
-    the counts are summed in a tree. Floating-point sums depend on the order of additions, and the in-memory path adds
-    rows one after another (float64 sums, plus a float32 running sum that reproduces
-    scanpy's gene means bit for bit). A tree reduction of per-block partial sums would
-    round differently, and no exact combination of partials can reproduce a sequential
-    float32 running sum. The dask path therefore folds the blocks *in order*: task ``k``
-    takes the running state after block ``k - 1`` (a few arrays of ``n_vars``, ~1 MB for
-    20,000 genes) and block ``k`` and returns the state after block ``k``. Blocks are still
-    read in parallel and where they live; only the cheap O(nnz) accumulation is
-    sequential, and the state moves to the block rather than the block to the driver.
+    the counts are summed in a tree. Floating-point sums depend on the order of
+    additions, and the in-memory path adds rows one after another (float64 sums, plus a
+    float32 running sum that reproduces scanpy's gene means bit for bit). A tree
+    reduction of per-block partial sums would round differently, and no exact combination
+    of partials can reproduce a sequential float32 running sum. The dask path therefore
+    folds the blocks *in order*: task ``k`` takes the running state after block ``k - 1``
+    (a few arrays of ``n_vars``, ~1 MB for 20,000 genes) and block ``k`` and returns the
+    state after block ``k``. Blocks are still read in parallel and where they live; only
+    the cheap O(nnz) accumulation is sequential, and the state moves to the block rather than the block to the driver.
     The fold runs in waves of ``2 × worker threads`` blocks (one ``compute`` per wave) so
     the scheduler never loads more blocks ahead of the fold than a wave holds.
     The result is bit-identical to the in-memory pass for any chunking.

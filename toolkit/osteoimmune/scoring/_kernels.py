@@ -10,22 +10,32 @@ import numba as nb
 import numpy as np
 
 _BLOCK = 64
-_SIGN32 = np.uint32(0x80000000)
 
 
 _GENE_RANGES = 4
 
 
 @nb.njit(inline="always")
-def _row_lower_bound(indices, lo, hi, value):
-    """First position in the sorted ``indices[lo:hi]`` holding a value >= ``value``."""
+def _lower_bound(arr, lo, hi, value):
+    """First position in the sorted ``arr[lo:hi]`` holding a value >= ``value`` (so
+    ``_lower_bound(arr, 0, n, v)`` counts the entries of ``arr[:n]`` below ``v``)."""
     while lo < hi:
         mid = (lo + hi) // 2
-        if indices[mid] < value:
+        if arr[mid] < value:
             lo = mid + 1
         else:
             hi = mid
     return lo
+
+
+@nb.njit(inline="always")
+def _range_span(indptr, indices, i, g0, g1, n_vars):
+    """Positions ``p0:p1`` of row ``i`` (sorted) whose columns lie in ``[g0, g1)``."""
+    lo = indptr[i]
+    hi = indptr[i + 1]
+    p0 = _lower_bound(indices, lo, hi, g0) if g0 > 0 else lo
+    p1 = _lower_bound(indices, p0, hi, g1) if g1 < n_vars else hi
+    return p0, p1
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)
@@ -63,10 +73,7 @@ def gene_stats_update(indptr, indices, data, state, level, do_expm1, estate, glo
         vmax = -np.inf
         vmin = np.inf
         for i in range(n_rows):
-            lo = indptr[i]
-            hi = indptr[i + 1]
-            p0 = _row_lower_bound(indices, lo, hi, g0) if g0 > 0 else lo
-            p1 = _row_lower_bound(indices, p0, hi, g1) if g1 < n_vars else hi
+            p0, p1 = _range_span(indptr, indices, i, g0, g1, n_vars)
             for p in range(p0, p1):
                 j = indices[p]
                 x = data[p]
@@ -118,10 +125,7 @@ def gene_native_sum_update(indptr, indices, data, native, glob):
         g1 = (n_vars * (r + 1)) // n_ranges
         n_bad = 0
         for i in range(n_rows):
-            lo = indptr[i]
-            hi = indptr[i + 1]
-            p0 = _row_lower_bound(indices, lo, hi, g0) if g0 > 0 else lo
-            p1 = _row_lower_bound(indices, p0, hi, g1) if g1 < n_vars else hi
+            p0, p1 = _range_span(indptr, indices, i, g0, g1, n_vars)
             for p in range(p0, p1):
                 x = data[p]
                 if not np.isfinite(x):
@@ -209,19 +213,6 @@ def csr_times_dense(indptr, indices, data, w_dense):
     return out
 
 
-@nb.njit(cache=True)
-def _lower_count(sorted_arr, n, value):
-    """Number of entries of sorted_arr[:n] strictly below value (binary search)."""
-    lo, hi = 0, n
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if sorted_arr[mid] < value:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
 @nb.njit(inline="always")
 def _ucell_row(out, i, rank, zero_rank, max_rank, set_ptr, set_genes, set_sign,
                n_miss_pos, n_miss_neg, w_neg):
@@ -279,7 +270,7 @@ def _aucell_row(out, i, rank, zeros_matter, sorted_gp, k, n_pos, n_up, perm_pos,
                 if not zeros_matter:
                     continue
                 pp = perm_pos[kept_pos[g]]
-                r = n_pos + (pp - _lower_count(sorted_gp, k, pp)) + 1
+                r = n_pos + (pp - _lower_bound(sorted_gp, 0, k, pp)) + 1
             if r < n_up:
                 acc += n_up - r
         out[i, s] = acc / max_auc[s]

@@ -152,8 +152,9 @@ def compute_gene_stats(source: MatrixSource, chunk_size: int, expm1: bool = Fals
     progress
         Show a progress bar.
     level
-        What to accumulate (see :class:`StatsAccumulator`): ``"full"``, ``"sum"`` or
-        ``"count"``; methods ask for the least they need (``stats_level``).
+        What to accumulate (see :class:`StatsAccumulator`): ``"full"``, ``"sum"``,
+        ``"native"`` or ``"count"``; methods ask for the least they need
+        (``stats_level``).
 
     Returns
     -------
