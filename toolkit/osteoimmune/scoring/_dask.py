@@ -15,9 +15,9 @@ Gene statistics (one reduction pass)
     (a few arrays of ``n_vars``, ~1 MB for 20,000 genes) and block ``k`` and returns the
     state after block ``k``. Blocks are still read in parallel and where they live; only
     the cheap O(nnz) accumulation is sequential, and the state moves to the block rather
-    than the block to the driver. The fold runs in waves of ``2 × worker threads`` blocks (one ``compute`` per wave) so
-    the scheduler never loads more blocks ahead of the fold than a wave holds.
-    The result is bit-identical to the in-memory pass for any chunking.
+    than the block to the driver. The fold runs in waves of ``2 × worker threads`` blocks
+    (one ``compute`` per wave) so the scheduler never loads more blocks ahead of the fold
+    than a wave holds. The result is bit-identical to the in-memory pass for any chunking.
 
 Scores (one map_blocks pass)
     Every method scores each row on its own (``X_chunk @ W`` or per-row ranks), so scoring
