@@ -150,7 +150,9 @@ def test_dask_distributed_client(small):
         assert sum("fold_block" in k for k in keys) == len(dsk.X.chunks[0])
         # (the per-block counts are fused with the first level of the tree sum)
         assert sum(k.startswith("('sum") for k in keys) >= len(dsk.X.chunks[0])
-        assert sum("score_block" in k for k in keys) == 2 * len(dsk.X.chunks[0])
+        # module: one scoring pass; AUCell: a one-pass try (the first chunk misses few
+        # genes) that five never-expressed genes overturn, then the scoring pass
+        assert sum("score_block" in k for k in keys) == 3 * len(dsk.X.chunks[0])
         lazy = _score(dsk, sigs, "aucell", compute=False)
         _assert_identical(refs["aucell"], client.compute(lazy).result())
 
@@ -324,3 +326,89 @@ def test_backed_chunks_prefetched_equal_in_memory_rows(small, reuse):
         it.close()  # the in-flight read finishes, the reader thread ends
     finally:
         backed.file.close()
+
+
+class _CountingMatrix:
+    """A CSR matrix that counts how often dask reads each row block from it."""
+
+    def __init__(self, X):
+        self.X, self.shape, self.dtype, self.ndim = X, X.shape, X.dtype, 2
+        self.reads: dict[int, int] = {}
+
+    def __getitem__(self, key):
+        start, stop, _ = key[0].indices(self.shape[0])
+        if stop > start:  # not dask's empty probe for the block type
+            self.reads[start] = self.reads.get(start, 0) + 1
+        return self.X[key]
+
+
+@pytest.fixture(scope="module")
+def filtered(tmp_path_factory):
+    """Every gene expressed somewhere, five of them only in the last rows."""
+    adata = make_synthetic(n_obs=N_OBS, n_vars=N_VARS, density=0.12, seed=5)
+    X = adata.X.tolil()
+    X[N_OBS - 3:, :5] = 1.25
+    adata.X = X.tocsr()
+    path = tmp_path_factory.mktemp("filtered") / "filtered.h5ad"
+    adata.write_h5ad(path)
+    rng = np.random.default_rng(11)
+    sigs = {f"sig{i}": list(rng.choice(adata.var_names.to_numpy(), 15, replace=False))
+            for i in range(4)}
+    sigs["rare"] = [f"G{j}" for j in range(5)] + ["G10", "G11"]
+    return adata, path, sigs
+
+
+def test_aucell_one_pass_from_disk_and_dask(filtered):
+    """AUCell reads the data once when every gene is expressed somewhere: same bits."""
+    adata, path, sigs = filtered
+    ref = _score(adata, sigs, "aucell")
+    assert ref.attrs["params"]["passes_over_X"] == 2  # in memory: a cheap count pass first
+    assert ref["rare"].gt(0).sum() >= 3  # the late genes do score
+    backed = ad.read_h5ad(path, backed="r")
+    try:
+        got = _score(backed, sigs, "aucell")
+    finally:
+        backed.file.close()
+    _assert_identical(ref, got)
+    assert got.attrs["params"]["passes_over_X"] == 1
+    counting = _CountingMatrix(adata.X)
+    dsk = adata.copy()
+    dsk.X = da.from_array(counting, chunks=(175, N_VARS), asarray=False)
+    got = _score(dsk, sigs, "aucell")
+    _assert_identical(ref, got)
+    assert got.attrs["params"]["passes_over_X"] == 1
+    # the scores and the gene counts came from one read of each block (plus the first
+    # chunk, read once for the input checks)
+    assert sorted(counting.reads) == [0, 175, 350, 525]
+    assert counting.reads == {0: 2, 175: 1, 350: 1, 525: 1}
+
+
+def test_aucell_one_pass_falls_back_exactly(small, filtered):
+    """A guess overturned at the end (genes never expressed) costs a pass, not accuracy."""
+    adata, path, sigs = small
+    ref = _score(adata, sigs, "aucell")
+    backed = ad.read_h5ad(path, backed="r")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            got = oi.tl.score(backed, sigs, method="aucell", progress=False,
+                              chunk_size=CHUNK)
+    finally:
+        backed.file.close()
+    _assert_identical(ref, got)
+    assert got.attrs["params"]["passes_over_X"] == 2
+    msgs = [str(w.message) for w in caught]
+    # the one-pass try's warnings are dropped, the final preparation's kept: each once
+    assert sum("zero in every observation" in m for m in msgs) == 0  # sigs avoid G0-G4
+    assert sum("negative (down) part" in m for m in msgs) == 1
+    # a whole data set in the first chunk is known exactly: no guess, no wasted pass
+    fadata, fpath, fsigs = filtered
+    backed = ad.read_h5ad(fpath, backed="r")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            got = oi.tl.score(backed, fsigs, method="aucell", progress=False,
+                              chunk_size=N_OBS)
+    finally:
+        backed.file.close()
+    assert got.attrs["params"]["passes_over_X"] == 1

@@ -131,3 +131,18 @@ class ScoringMethod:
     def params(self) -> dict[str, Any]:
         """Parameters recorded in the result's metadata."""
         return {}
+
+    # -- one-pass scoring of data read from disk --------------------------------------
+    def assumed_stats(self, n_obs: int, n_vars: int) -> GeneStats | None:
+        """Gene statistics to prepare with before the real ones are known, or None.
+
+        A method whose preparation reads little from the statistics (AUCell: only which
+        genes are expressed at all) can guess them, score in the same pass that gathers
+        the real statistics, and keep the scores when the guess proves exact
+        (:meth:`assumption_holds`). For data read from disk this saves a whole pass.
+        """
+        return None
+
+    def assumption_holds(self, assumed: GeneStats, actual: GeneStats) -> bool:
+        """Whether preparing with ``actual`` gives exactly what ``assumed`` gave."""
+        return False

@@ -37,10 +37,10 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ._base import GeneStats, ScoreContext, ScoringMethod
-from ._runner import ChunkScorer, StatsAccumulator, stream_passes
+from ._runner import ChunkScorer, StatsAccumulator, assumed_stats, one_pass, stream_passes
 from ._source import Chunk, MatrixSource
 
-__all__ = ["dask_gene_stats", "run_method_dask", "score_dask_array"]
+__all__ = ["dask_gene_stats", "dask_one_pass", "run_method_dask", "score_dask_array"]
 
 
 def _iter_block_chunks(block, chunk_size: int, n_cols: int, offset: int = 0):
@@ -110,14 +110,7 @@ def dask_gene_stats(source: MatrixSource, chunk_size: int, expm1: bool = False,
     if level == "count" and not expm1:
         # integer counts add exactly in any order: one independent task per block and a
         # tree sum, no sequential fold
-        parts = X.map_blocks(_count_block, int(chunk_size), n_vars, dtype=np.float64,
-                             chunks=(1, n_vars + 2),
-                             meta=np.empty((0, 0), dtype=np.float64))
-        total = parts.sum(axis=0).compute()
-        acc.state[:, 2] = total[:n_vars]
-        acc.glob[0] = total[n_vars]
-        acc.n_rows = int(round(total[n_vars + 1]))
-        return acc.result(n_obs, source.dtype)
+        return _count_stats(_count_total(X, chunk_size).compute(), source)
     blocks = X.to_delayed().ravel()
     fold = dask.delayed(_fold_block, pure=True)
     # The fold is sequential but loading blocks is not: left alone, the scheduler reads
@@ -130,6 +123,45 @@ def dask_gene_stats(source: MatrixSource, chunk_size: int, expm1: bool = False,
             state = fold(state, blk, int(chunk_size), n_vars)
         (acc,) = dask.compute(state)
     return acc.result(n_obs, source.dtype)
+
+
+def _count_total(X, chunk_size: int):
+    """Lazy per-gene non-zero counts of a dask array, summed over blocks in a tree."""
+    n_vars = int(X.shape[1])
+    parts = X.map_blocks(_count_block, int(chunk_size), n_vars, dtype=np.float64,
+                         chunks=(1, n_vars + 2), meta=np.empty((0, 0), dtype=np.float64))
+    return parts.sum(axis=0)
+
+
+def _count_stats(total: np.ndarray, source: MatrixSource) -> GeneStats:
+    """:class:`GeneStats` at level ``"count"`` from the summed output of :func:`_count_total`."""
+    n_obs, n_vars = source.shape
+    acc = StatsAccumulator(n_vars, False, "count")
+    acc.state[:, 2] = total[:n_vars]
+    acc.glob[0] = total[n_vars]
+    acc.n_rows = int(round(total[n_vars + 1]))
+    return acc.result(n_obs, source.dtype)
+
+
+def dask_one_pass(method: ScoringMethod, source: MatrixSource, chunk_size: int,
+                  level: str) -> tuple[np.ndarray, GeneStats]:
+    """Raw scores of a prepared method and the gene statistics, from one read of X.
+
+    The scoring and counting tasks of a block take the same block of X, so dask reads
+    every block once. Only the ``"count"`` level (a tree sum) is supported: the other
+    levels need the sequential fold.
+
+    Returns
+    -------
+    raw, stats
+    """
+    import dask
+
+    if level != "count" or method.needs_expm1:
+        raise ValueError(f"One-pass dask scoring needs count statistics, not {level!r}.")
+    arr = score_dask_array(method, source.X, chunk_size)
+    raw, total = dask.compute(arr, _count_total(source.X, chunk_size))
+    return np.ascontiguousarray(raw, dtype=np.float64), _count_stats(total, source)
 
 
 def _n_threads() -> int:
@@ -231,10 +263,20 @@ def run_method_dask(method: ScoringMethod, source: MatrixSource, ctx: ScoreConte
             "cannot return a lazy result; call with compute=True (the scoring still runs "
             "block by block on the dask scheduler)."
         )
+    passes = 2 if method.two_pass else 1
     if method.needs_stats and stats is None:
-        stats = dask_gene_stats(source, chunk_size, expm1=method.needs_expm1,
-                                level=method.stats_level)
+        passes += 1
+        assumed = assumed_stats(method, source, ctx, chunk_size) if compute else None
+        if assumed is not None:
+            raw, stats = one_pass(method, source, ctx, assumed, chunk_size, progress)
+            if raw is not None:
+                ctx.extra["passes_over_X"] = 1
+                return method.finalize(raw, obs_names)
+        else:
+            stats = dask_gene_stats(source, chunk_size, expm1=method.needs_expm1,
+                                    level=method.stats_level)
     ctx.stats = stats
+    ctx.extra["passes_over_X"] = passes
     method.prepare(ctx)
     if method.two_pass:
         # scoring keeps state across chunks (scDRS: column sums, then the pooled null):

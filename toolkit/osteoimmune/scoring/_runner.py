@@ -12,6 +12,7 @@ Dask arrays take the path in :mod:`._dask` (a sequential fold for the statistics
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -30,8 +31,8 @@ from ._kernels import (
 )
 from ._source import Chunk, MatrixSource
 
-__all__ = ["ChunkScorer", "StatsAccumulator", "compute_gene_stats", "describe", "run_method",
-           "stream_passes"]
+__all__ = ["ChunkScorer", "StatsAccumulator", "assumed_stats", "compute_gene_stats", "describe",
+           "one_pass", "run_method", "stream_passes"]
 
 
 class StatsAccumulator:
@@ -261,21 +262,115 @@ def run_method(method: ScoringMethod, source: MatrixSource, ctx: ScoreContext, *
         return run_method_dask(method, source, ctx, obs_names=obs_names,
                                chunk_size=chunk_size, progress=progress, stats=stats,
                                compute=compute)
+    passes = 2 if method.two_pass else 1
     if method.needs_stats and stats is None:
-        stats = compute_gene_stats(source, chunk_size, expm1=method.needs_expm1,
-                                   progress=progress, level=method.stats_level)
+        passes += 1
+        assumed = assumed_stats(method, source, ctx, chunk_size)
+        if assumed is not None:
+            raw, stats = one_pass(method, source, ctx, assumed, chunk_size, progress)
+            if raw is not None:
+                ctx.extra["passes_over_X"] = 1
+                return method.finalize(raw, obs_names)
+        else:
+            stats = compute_gene_stats(source, chunk_size, expm1=method.needs_expm1,
+                                       progress=progress, level=method.stats_level)
     ctx.stats = stats
+    ctx.extra["passes_over_X"] = passes
     method.prepare(ctx)
     raw = stream_passes(method, source, chunk_size, progress)
     return method.finalize(raw, obs_names)
 
 
+#: one-pass scoring is tried only when the first chunk leaves at most this share of the
+#: genes unexpressed (gene-filtered data); otherwise the guess would likely fail
+ONE_PASS_MAX_UNEXPRESSED = 0.10
+
+
+def unexpressed_share(indices: np.ndarray, data: np.ndarray, n_vars: int) -> float:
+    """Share of the ``n_vars`` genes with no stored non-zero value among CSR rows."""
+    if n_vars == 0:
+        return 0.0
+    seen = np.zeros(n_vars, dtype=bool)
+    seen[indices[data != 0]] = True
+    return 1.0 - np.count_nonzero(seen) / n_vars
+
+
+def assumed_stats(method: ScoringMethod, source: MatrixSource, ctx: ScoreContext,
+                  chunk_size: int) -> GeneStats | None:
+    """The guessed statistics for one-pass scoring, or None to run the usual two passes.
+
+    Only for data read from disk or computed by dask (in memory, the statistics pass is
+    cheap next to scoring, and a wrong guess would cost a second scoring), only for
+    methods that can guess (:meth:`ScoringMethod.assumed_stats`), and only when the
+    first chunk of rows leaves at most :data:`ONE_PASS_MAX_UNEXPRESSED` of the genes
+    unexpressed. ``ctx.extra["first_chunk_unexpressed"]`` (set by :func:`osteoimmune.tl.score`)
+    spares a read of the first chunk.
+    """
+    if not (source.is_lazy and method.needs_stats and not method.two_pass):
+        return None
+    if source.kind == "dask" and (method.stats_level != "count" or method.needs_expm1):
+        return None  # other levels fold blocks in sequence: no shared read (_dask)
+    assumed = method.assumed_stats(ctx.n_obs, ctx.n_vars)
+    if assumed is None:
+        return None
+    share = ctx.extra.get("first_chunk_unexpressed")
+    if share is None:
+        _, indices, data = source.first_rows(chunk_size)
+        share = unexpressed_share(indices, data, source.shape[1])
+    # a first chunk holding every row is the whole answer: guess only when it is right
+    limit = 0.0 if chunk_size >= ctx.n_obs else ONE_PASS_MAX_UNEXPRESSED
+    return assumed if share <= limit else None
+
+
+def _prepare_quietly(method: ScoringMethod, ctx: ScoreContext) -> list:
+    """``method.prepare(ctx)``, returning its warnings instead of emitting them."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        method.prepare(ctx)
+    return caught
+
+
+def _reemit(caught: list) -> None:
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+def one_pass(method: ScoringMethod, source: MatrixSource, ctx: ScoreContext,
+             assumed: GeneStats, chunk_size: int, progress: bool
+             ) -> tuple[np.ndarray | None, GeneStats]:
+    """Gene statistics and scores in one pass, the method prepared with ``assumed``.
+
+    Returns
+    -------
+    raw, stats
+        The raw scores when the real statistics confirm the guess (then they are exactly
+        the two-pass scores), else None; and the real statistics. ``ctx.stats`` is left
+        at the statistics the method was last prepared with.
+    """
+    ctx.stats = assumed
+    caught = _prepare_quietly(method, ctx)
+    if source.kind == "dask":
+        from ._dask import dask_one_pass
+
+        raw, stats = dask_one_pass(method, source, chunk_size, level=method.stats_level)
+    else:
+        acc = StatsAccumulator(source.shape[1], method.needs_expm1, method.stats_level)
+        raw = stream_passes(method, source, chunk_size, progress, acc=acc)
+        stats = acc.result(source.shape[0], source.dtype)
+    if method.assumption_holds(assumed, stats):
+        _reemit(caught)
+        return raw, stats
+    return None, stats
+
+
 def stream_passes(method: ScoringMethod, source: MatrixSource, chunk_size: int,
-                  progress: bool) -> np.ndarray:
+                  progress: bool, acc: StatsAccumulator | None = None) -> np.ndarray:
     """Run the scoring pass(es) of a prepared method over ``source`` chunk by chunk.
 
     Chunks come in row order on the ``chunk_size`` grid, for every storage, so methods
     that keep state across chunks (two-pass scDRS) see exactly the same sequence.
+    With ``acc``, the first pass also adds every chunk to these gene statistics (one-pass
+    scoring); non-finite values are then left for ``acc.result`` to report.
 
     Returns
     -------
@@ -288,7 +383,7 @@ def stream_passes(method: ScoringMethod, source: MatrixSource, chunk_size: int,
     n_chunks = -(-n_obs // chunk_size)
     passes = 2 if method.two_pass else 1
     # methods that skip the gene-statistics pass (rank methods) check the values here
-    check_finite = not method.needs_stats
+    check_finite = not method.needs_stats and acc is None
     n_nonfinite = 0
     for p in range(passes):
         it = source.iter_chunks(chunk_size, reuse_buffers=True)
@@ -297,6 +392,8 @@ def stream_passes(method: ScoringMethod, source: MatrixSource, chunk_size: int,
             it = tqdm(it, total=n_chunks, desc=desc, unit="chunk", leave=False)
         for ch in it:
             if p == 0:
+                if acc is not None:
+                    acc.update(ch.indptr, ch.indices, ch.data)
                 if check_finite:
                     n_nonfinite += int(ch.data.size - np.count_nonzero(np.isfinite(ch.data)))
                 raw[ch.start:ch.stop] = scorer(ch)

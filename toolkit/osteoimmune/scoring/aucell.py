@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .._utils import warn
-from ._base import ScoreContext, ScoringMethod
+from ._base import GeneStats, ScoreContext, ScoringMethod
 from ._kernels import aucell_chunk, aucell_chunk_f32
 from ._source import Chunk
 
@@ -127,6 +127,16 @@ class AUCell(ScoringMethod):
         return aucell_chunk(chunk.indptr, chunk.indices, chunk.data, self._kept_pos,
                             self._perm_pos, self._n_kept, self.n_up, self._ptr, self._genes,
                             self._max_auc)
+
+    def assumed_stats(self, n_obs: int, n_vars: int) -> GeneStats:
+        """Every gene expressed somewhere: true of any gene-filtered data set."""
+        nan = np.full(n_vars, np.nan)
+        return GeneStats(n_obs=n_obs, n_vars=n_vars, sum=nan, sumsq=nan,
+                         nnz=np.ones(n_vars, dtype=np.int64), sum_native=nan)
+
+    def assumption_holds(self, assumed: GeneStats, actual: GeneStats) -> bool:
+        # prepare() reads only which genes are expressed (nnz > 0)
+        return bool(np.array_equal(assumed.nnz > 0, actual.nnz > 0))
 
     def params(self) -> dict[str, Any]:
         return {"n_up": self.n_up, "n_expressed_genes": self._n_kept,

@@ -13,7 +13,7 @@ from anndata import AnnData
 from .._version import __version__
 from ..pp._checks import detect_scale, scale_error
 from ..scoring import METHODS, MatrixSource, ScoreContext, run_method
-from ..scoring._runner import describe
+from ..scoring._runner import describe, unexpressed_share
 from ..signatures._matching import match_signatures
 from ..signatures._signature import SignatureLibrary, as_signature_list
 
@@ -268,7 +268,7 @@ def score(
     data_species = species or detect_species(adata, match_names)
     sigs, conversions = _to_data_species(sigs, data_species)
     source = MatrixSource(X)
-    indptr, _, data = source.first_rows(chunk_size)
+    indptr, first_indices, data = source.first_rows(chunk_size)
     report = detect_scale(data, len(indptr) - 1, source.shape[1])
     obs_word = _obs_word(adata, report)
     matched, coverage = match_signatures(sigs, match_names, species=data_species,
@@ -293,14 +293,17 @@ def score(
         )
     ctx = ScoreContext(matched=matched, n_obs=source.shape[0], n_vars=source.shape[1],
                        var_names=pd.Index(var_names.astype(str)), stats=None,
-                       random_state=random_state, obs_word=obs_word)
+                       random_state=random_state, obs_word=obs_word,
+                       extra={"first_chunk_unexpressed": unexpressed_share(
+                           first_indices, data, source.shape[1])})
     result = run_method(meth, source, ctx, obs_names=adata.obs_names, chunk_size=int(chunk_size),
                         progress=progress, compute=compute)
     if not isinstance(result, pd.DataFrame):  # lazy dask result (compute=False)
         return result
     params = {**describe(meth), "random_state": random_state, "matrix": where,
               "input_scale": report.kind, "n_obs": int(source.shape[0]),
-              "n_vars": int(source.shape[1]), "osteoimmune_version": __version__,
+              "n_vars": int(source.shape[1]), "passes_over_X": ctx.extra.get("passes_over_X"),
+              "osteoimmune_version": __version__,
               "seconds": round(time.perf_counter() - t0, 3)}
     # attrs stay JSON-serialisable so that result.to_parquet() keeps them
     result.attrs["coverage"] = _jsonable_records(coverage.reset_index())
