@@ -173,13 +173,26 @@ def compute_gene_stats(source: MatrixSource, chunk_size: int, expm1: bool = Fals
         return dask_gene_stats(source, chunk_size, expm1=expm1, level=level)
     n_obs, n_vars = source.shape
     acc = StatsAccumulator(n_vars, expm1, level)
-    it = source.iter_chunks(chunk_size, reuse_buffers=True)
+    # row-order sums do not depend on chunk bounds: chunks may split at storage breaks
+    it = source.iter_chunks(chunk_size, reuse_buffers=True, split=True)
     if progress:
-        it = tqdm(it, total=-(-n_obs // chunk_size), desc="gene statistics", unit="chunk",
-                  leave=False)
+        it = _progress(it, n_obs, "gene statistics")
     for ch in it:
         acc.update(ch.indptr, ch.indices, ch.data)
     return acc.result(n_obs, source.dtype)
+
+
+def _progress(chunks, n_obs: int, desc: str):
+    """Pass ``chunks`` through, with a progress bar counted in rows (a chunk split at a
+    storage break comes as several pieces)."""
+    with tqdm(total=n_obs, desc=desc, unit="rows", unit_scale=True, leave=False) as bar:
+        try:
+            for ch in chunks:
+                yield ch
+                bar.update(ch.n_rows)
+        finally:
+            if hasattr(chunks, "close"):
+                chunks.close()  # stop the reader thread and release mapped pages now
 
 
 class ChunkScorer:
@@ -380,16 +393,17 @@ def stream_passes(method: ScoringMethod, source: MatrixSource, chunk_size: int,
     n_obs = source.shape[0]
     raw = np.empty((n_obs, method.n_out()), dtype=np.float64)
     scorer = ChunkScorer(method)
-    n_chunks = -(-n_obs // chunk_size)
     passes = 2 if method.two_pass else 1
     # methods that skip the gene-statistics pass (rank methods) check the values here
     check_finite = not method.needs_stats and acc is None
     n_nonfinite = 0
     for p in range(passes):
-        it = source.iter_chunks(chunk_size, reuse_buffers=True)
+        # row-wise scores do not depend on chunk bounds; two-pass methods keep state
+        # across chunks and get the exact grid
+        it = source.iter_chunks(chunk_size, reuse_buffers=True, split=not method.two_pass)
         if progress:
             desc = f"{method.name} scoring" + (f" (pass {p + 1}/2)" if passes > 1 else "")
-            it = tqdm(it, total=n_chunks, desc=desc, unit="chunk", leave=False)
+            it = _progress(it, n_obs, desc)
         for ch in it:
             if p == 0:
                 if acc is not None:

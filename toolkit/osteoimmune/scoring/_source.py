@@ -18,6 +18,8 @@ data, ``int32``/``int64`` indices): nothing is copied unless a conversion is nee
 
 from __future__ import annotations
 
+import mmap
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -88,6 +90,158 @@ def _rows_sorted(indptr, indices) -> bool:
         if lo < p < hi and p < indptr[i + 1]:  # a non-empty row after a non-empty part
             n_allowed += indices[p] <= indices[p - 1]
     return n_desc == n_allowed
+
+
+@nb.njit(nogil=True, cache=True)
+def _touch_pages(buf, step) -> int:
+    """Read one byte per page of ``buf`` (uint8): maps the pages in, off the GIL."""
+    t = 0
+    for p in range(0, buf.shape[0], step):
+        t += buf[p]
+    return t
+
+
+class _MappedDataset:
+    """Zero-copy reads of an uncompressed HDF5 dataset through a memory map (Linux).
+
+    The values of a 1-D dataset are read straight from the page cache: a slice inside one
+    stretch of contiguous storage (a *run*: the whole dataset when it is contiguous, else
+    consecutive chunks stored back to back) is a view of the map, with no copy into a
+    buffer. :meth:`touch` maps a range's pages in (from a reader thread, so the scoring
+    thread does not wait on page faults or disk) and :meth:`release` drops them from the
+    process once used, so the resident set stays at a chunk or two, not the file.
+
+    Built only by :meth:`open`, which checks the layout (no filters, native byte order,
+    every chunk allocated) and compares sample values with h5py; anything else keeps the
+    h5py path.
+    """
+
+    PAGE = mmap.PAGESIZE
+
+    def __init__(self, mm: mmap.mmap, dtype: np.dtype, n: int, run_el: np.ndarray,
+                 run_byte: np.ndarray) -> None:
+        self.mm = mm
+        self.dtype = np.dtype(dtype)
+        self.n = int(n)
+        self.run_el = run_el  # first element of each run, then n
+        self.run_byte = run_byte  # file offset of each run's first element
+        self.u8 = np.frombuffer(mm, dtype=np.uint8)
+
+    @classmethod
+    def open(cls, ds, mm: mmap.mmap) -> _MappedDataset | None:
+        """Map ``ds`` (an h5py dataset) within ``mm`` (its file), or None when unsuitable."""
+        try:
+            dtype = np.dtype(ds.dtype)
+            if ds.ndim != 1 or not dtype.isnative or dtype.kind not in "fiu":
+                return None
+            if ds.id.get_create_plist().get_nfilters() != 0:
+                return None
+            n = int(ds.shape[0])
+            item = dtype.itemsize
+            if n == 0:
+                return None
+            offset = ds.id.get_offset()
+            if offset is not None:  # contiguous
+                run_el = np.array([0, n], dtype=np.int64)
+                run_byte = np.array([offset], dtype=np.int64)
+            elif ds.chunks is not None and hasattr(ds.id, "chunk_iter"):
+                found: list[tuple[int, int, int]] = []
+                ds.id.chunk_iter(lambda ci: found.append(
+                    (ci.chunk_offset[0], ci.byte_offset, ci.size)))
+                found.sort()
+                el = np.array([f[0] for f in found], dtype=np.int64)
+                byte = np.array([f[1] for f in found], dtype=np.int64)
+                size = np.array([f[2] for f in found], dtype=np.int64)
+                step = int(ds.chunks[0])
+                if (len(el) != -(-n // step) or np.any(el != np.arange(len(el)) * step)
+                        or np.any(size != step * item)):
+                    return None  # unallocated or odd chunks
+                new_run = np.ones(len(el), dtype=bool)
+                new_run[1:] = byte[1:] != byte[:-1] + size[:-1]
+                run_el = np.append(el[new_run], n)
+                run_byte = byte[new_run]
+            else:
+                return None
+            if run_byte.min() < 0 or run_byte[-1] + (n - run_el[-2]) * item > len(mm):
+                return None
+            self = cls(mm, dtype, n, run_el, run_byte)
+            # the offsets must point at the values: compare both ends of every run
+            probe = np.unique(np.concatenate([run_el[:-1], run_el[1:] - 1]))
+            for q in probe[:: max(1, len(probe) // 256)]:
+                if self.view(int(q), int(q) + 1)[0] != ds[int(q)]:
+                    return None
+            return self
+        except (AttributeError, TypeError, ValueError, OSError, RuntimeError):
+            return None
+
+    def _run(self, lo: int) -> int:
+        return int(np.searchsorted(self.run_el, lo, side="right")) - 1
+
+    def run_break(self, lo: int, hi: int) -> int:
+        """First run start in ``(lo, hi)``, or ``hi`` when ``lo:hi`` lies in one run."""
+        r = self._run(lo)
+        return min(hi, int(self.run_el[r + 1]))
+
+    def _bytes(self, lo: int, hi: int) -> tuple[int, int]:
+        r = self._run(lo)
+        b0 = int(self.run_byte[r]) + (lo - int(self.run_el[r])) * self.dtype.itemsize
+        return b0, b0 + (hi - lo) * self.dtype.itemsize
+
+    def view(self, lo: int, hi: int) -> np.ndarray:
+        """Elements ``lo:hi`` (inside one run) as a view of the map."""
+        b0, b1 = self._bytes(lo, hi)
+        return self.u8[b0:b1].view(self.dtype)
+
+    def copy(self, lo: int, hi: int) -> np.ndarray:
+        """Elements ``lo:hi`` (across runs) as a new array."""
+        parts = []
+        while lo < hi:
+            e = self.run_break(lo, hi)
+            parts.append(self.view(lo, e))
+            lo = e
+        return np.concatenate(parts) if parts else np.zeros(0, self.dtype)
+
+    def _pages(self, lo: int, hi: int):
+        while lo < hi:
+            e = self.run_break(lo, hi)
+            b0, b1 = self._bytes(lo, e)
+            yield b0 - b0 % self.PAGE, b1
+            lo = e
+
+    def touch(self, lo: int, hi: int) -> None:
+        """Map the pages of elements ``lo:hi`` in (reading them from disk if needed)."""
+        for b0, b1 in self._pages(lo, hi):
+            _touch_pages(self.u8[b0:b1], self.PAGE)
+
+    def release(self, lo: int, hi: int) -> None:
+        """Drop the whole pages of elements ``lo:hi`` from this process (not from the
+        page cache): a later read maps them in again, so a view stays valid."""
+        for b0, b1 in self._pages(lo, hi):
+            b1 -= b1 % self.PAGE
+            if b1 > b0:
+                self.mm.madvise(mmap.MADV_DONTNEED, b0, b1 - b0)
+
+
+def _map_backed_csr(group) -> tuple[_MappedDataset, _MappedDataset] | None:
+    """Memory maps of a backed CSR group's ``indices`` and ``data``, or None."""
+    if not (sys.platform.startswith("linux") and hasattr(mmap.mmap, "madvise")):
+        return None
+    try:
+        f = group.file
+        if f.driver != "sec2" or f.mode != "r":
+            return None
+        fd = f.id.get_vfd_handle()
+        # a private, copy-on-write map: writable arrays as the kernels were compiled
+        # for (nothing writes to them), backed by the page cache
+        mm = mmap.mmap(fd, 0, access=mmap.ACCESS_COPY)
+    except (AttributeError, TypeError, ValueError, OSError):
+        return None
+    mm.madvise(mmap.MADV_SEQUENTIAL)
+    idx = _MappedDataset.open(group["indices"], mm)
+    dat = _MappedDataset.open(group["data"], mm) if idx is not None else None
+    if idx is None or dat is None:
+        return None
+    return idx, dat
 
 
 def _sorted_csr(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, n_cols: int):
@@ -223,6 +377,57 @@ class MatrixSource:
         return [(np.empty(max_nnz, dtype=i_ds.dtype), np.empty(max_nnz, dtype=d_ds.dtype))
                 for _ in range(2)]
 
+    def _maps(self) -> tuple[_MappedDataset, _MappedDataset] | None:
+        """Memory maps of a backed CSR matrix's ``indices`` and ``data`` (h5py, Linux,
+        uncompressed, dtypes the kernels take as they are), or None."""
+        if not hasattr(self, "_maps_cache"):
+            maps = None
+            if self.kind == "backed_sparse" and self.X.format == "csr":
+                g = self.X.group
+                ok = (type(g).__module__.startswith("h5py")
+                      and g["data"].dtype in (np.float32, np.float64)
+                      and g["indices"].dtype in (np.int32, np.int64))
+                maps = _map_backed_csr(g) if ok else None
+            self._maps_cache = maps
+        return self._maps_cache
+
+    def _mapped_chunks(self, maps, s: int, e: int, split: bool) -> list[Chunk] | None:
+        """Rows ``s:e`` as views of the memory maps, or None when they must be copied.
+
+        Where the storage of ``indices`` or ``data`` breaks inside the rows (chunks of the
+        file not stored back to back), the rows are split there when ``split`` is true: a
+        row that straddles a break is copied on its own, the rest are views.
+        """
+        idx, dat = maps
+        ip = self._backed_indptr()
+        lo, hi = int(ip[s]), int(ip[e])
+        breaks = set()
+        for m in maps:
+            b = m.run_break(lo, hi)
+            while b < hi:
+                breaks.add(b)
+                b = m.run_break(b, hi)
+        if breaks and not split:
+            return None
+        cuts = {s, e}
+        for b in breaks:
+            r = s + int(np.searchsorted(ip[s:e + 1], b, side="right")) - 1
+            cuts.add(r)
+            if ip[r] != b:
+                cuts.add(r + 1)  # row r straddles the break: it is copied alone
+        cuts = sorted(cuts)
+        out = []
+        for a, c in zip(cuts[:-1], cuts[1:]):
+            p0, p1 = int(ip[a]), int(ip[c])
+            rows = ip[a:c + 1] - p0
+            if any(p0 < b < p1 for b in breaks):  # a straddling row
+                out.append(Chunk(a, c, rows, idx.copy(p0, p1), dat.copy(p0, p1)))
+            else:
+                idx.touch(p0, p1)
+                dat.touch(p0, p1)
+                out.append(Chunk(a, c, rows, idx.view(p0, p1), dat.view(p0, p1)))
+        return out
+
     def _dask_rows(self, start: int, stop: int):
         """Rows ``start:stop`` of a dask array, computing each overlapping block once."""
         bounds = self._block_bounds()
@@ -303,11 +508,12 @@ class MatrixSource:
         return _norm_dtypes(m.indptr, m.indices, m.data)
 
     def iter_chunks(self, chunk_size: int, start: int = 0, stop: int | None = None, *,
-                    prefetch: bool | None = None, reuse_buffers: bool = False
-                    ) -> Iterator[Chunk]:
+                    prefetch: bool | None = None, reuse_buffers: bool = False,
+                    split: bool = False) -> Iterator[Chunk]:
         """Yield :class:`Chunk` objects of at most ``chunk_size`` rows, in row order.
 
-        Chunk boundaries lie on the grid ``start + k * chunk_size`` whatever the storage.
+        Chunk boundaries lie on the grid ``start + k * chunk_size`` whatever the storage
+        (with ``split``, a grid chunk may come as several consecutive chunks).
 
         Parameters
         ----------
@@ -323,7 +529,15 @@ class MatrixSource:
             For a backed CSR matrix: read every chunk into one of two preallocated
             buffers. A chunk's arrays are then valid only until the next chunk is
             requested (its buffer is refilled then), so use this only when each chunk is
-            consumed before the next one is asked for.
+            consumed before the next one is asked for. An uncompressed backed CSR
+            matrix in h5py (on Linux) is then read through a memory map instead: chunks
+            are views of the page cache, with no copy, and their pages are dropped from
+            the process once the next chunk is asked for (the arrays stay readable).
+        split
+            Allow a chunk of a memory-mapped file to be split where the file's storage
+            breaks (chunks of the dataset not stored back to back), so that every piece
+            is a view. Only for consumers whose results do not depend on chunk bounds
+            (row-wise scores, row-order sums); otherwise such chunks are copied.
         """
         if int(chunk_size) < 1:
             raise ValueError(f"chunk_size must be a positive integer, got {chunk_size}.")
@@ -333,22 +547,41 @@ class MatrixSource:
         starts = list(range(start, n, chunk_size))
         if prefetch is None:
             prefetch = self.is_lazy
-        bufs = self._read_buffers(chunk_size, start, n) if reuse_buffers else None
+        maps = self._maps() if reuse_buffers else None
+        bufs: list | None = None
 
-        def read(k: int) -> Chunk:
+        def read(k: int) -> list[Chunk]:
+            nonlocal bufs
             s = starts[k]
             e = min(n, s + chunk_size)
-            if bufs is not None:
+            if maps is not None:
+                mapped = self._mapped_chunks(maps, s, e, split)
+                if mapped is not None:
+                    return [Chunk(c.start, c.stop, *self.to_csr_arrays(
+                        (c.indptr, c.indices, c.data), self.shape[1])) for c in mapped]
+            if reuse_buffers and bufs is None:
+                bufs = self._read_buffers(chunk_size, start, n) or []
+            if bufs:
                 rows = self._backed_csr_arrays(s, e, out=bufs[k % 2])
             else:
                 rows = self._rows(s, e)
             indptr, indices, data = self.to_csr_arrays(rows, self.shape[1])
-            return Chunk(s, e, indptr, indices, data)
+            return [Chunk(s, e, indptr, indices, data)]
 
+        def release(k: int) -> None:
+            if maps is not None:
+                ip = self._backed_indptr()
+                lo, hi = int(ip[starts[k]]), int(ip[min(n, starts[k] + chunk_size)])
+                for m in maps:
+                    m.release(lo, hi)
+
+        last = -1  # last grid chunk read
         try:
             if not prefetch or len(starts) < 2:
                 for k in range(len(starts)):
-                    yield read(k)
+                    last = k
+                    yield from read(k)
+                    release(k)
                 return
             from concurrent.futures import ThreadPoolExecutor
 
@@ -359,11 +592,19 @@ class MatrixSource:
                                     thread_name_prefix="osteoimmune-read") as pool:
                 fut = pool.submit(read, 0)
                 for k in range(len(starts)):
-                    chunk = fut.result()
+                    pieces = fut.result()
+                    last = k
+                    if k > 0:
+                        release(k - 1)
                     if k + 1 < len(starts):
                         fut = pool.submit(read, k + 1)
-                    yield chunk
+                        last = k + 1
+                    yield from pieces
+                release(len(starts) - 1)
         finally:
+            if last >= 0 and maps is not None:  # closed early: drop what was mapped in
+                for k in range(max(0, last - 1), last + 1):
+                    release(k)
             if self.kind == "dask":
                 self._cached_block = None  # release the last block
 

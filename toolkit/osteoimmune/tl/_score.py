@@ -293,9 +293,10 @@ def score(
         )
     ctx = ScoreContext(matched=matched, n_obs=source.shape[0], n_vars=source.shape[1],
                        var_names=pd.Index(var_names.astype(str)), stats=None,
-                       random_state=random_state, obs_word=obs_word,
-                       extra={"first_chunk_unexpressed": unexpressed_share(
-                           first_indices, data, source.shape[1])})
+                       random_state=random_state, obs_word=obs_word)
+    if source.is_lazy:  # decides one-pass scoring (run_method); spares a second read
+        ctx.extra["first_chunk_unexpressed"] = unexpressed_share(first_indices, data,
+                                                                 source.shape[1])
     result = run_method(meth, source, ctx, obs_names=adata.obs_names, chunk_size=int(chunk_size),
                         progress=progress, compute=compute)
     if not isinstance(result, pd.DataFrame):  # lazy dask result (compute=False)

@@ -1,0 +1,203 @@
+"""Backed CSR files read through a memory map: the h5py numbers, bounded resident memory."""
+
+from __future__ import annotations
+
+import mmap
+import sys
+import warnings
+
+import anndata as ad
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from test_memory import _write_csr_h5ad
+
+import osteoimmune as oi
+from osteoimmune.scoring import _source
+from osteoimmune.scoring._source import MatrixSource
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="the memory-mapped reader is used on Linux only")
+
+N_OBS, N_VARS = 3_000, 300
+
+
+def _write_chunked(path, compression=None):
+    """CSR .h5ad whose data and indices chunks interleave in the file (appended in
+    blocks), so each dataset's storage breaks every few chunks."""
+    rng = np.random.default_rng(4)
+    var = pd.DataFrame(index=[f"G{j}" for j in range(N_VARS)])
+    obs = pd.DataFrame(index=[f"c{i}" for i in range(N_OBS)])
+    ad.AnnData(obs=obs, var=var).write_h5ad(path)
+    X = sp.random(N_OBS, N_VARS, density=0.2, format="csr", random_state=rng,
+                  data_rvs=lambda k: np.log1p(rng.gamma(2.0, 2.0, size=k))).astype(np.float32)
+    with h5py.File(path, "a") as f:
+        if "X" in f:
+            del f["X"]
+        g = f.create_group("X")
+        g.attrs.update({"encoding-type": "csr_matrix", "encoding-version": "0.1.0",
+                        "shape": X.shape})
+        kw = {"compression": compression} if compression else {}
+        d = g.create_dataset("data", (0,), dtype=np.float32, maxshape=(None,),
+                             chunks=(1 << 10,), **kw)
+        ix = g.create_dataset("indices", (0,), dtype=np.int32, maxshape=(None,),
+                              chunks=(1 << 10,), **kw)
+        for s in range(0, N_OBS, 50):
+            lo, hi = X.indptr[s], X.indptr[min(N_OBS, s + 50)]
+            d.resize((hi,))
+            ix.resize((hi,))
+            d[lo:hi] = X.data[lo:hi]
+            ix[lo:hi] = X.indices[lo:hi]
+        g.create_dataset("indptr", data=X.indptr.astype(np.int64))
+    return X
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("mmap")
+    X = _write_chunked(d / "chunked.h5ad")
+    _write_chunked(d / "gzip.h5ad", compression="gzip")
+    contiguous = ad.AnnData(X=X, obs=pd.DataFrame(index=[f"c{i}" for i in range(N_OBS)]),
+                            var=pd.DataFrame(index=[f"G{j}" for j in range(N_VARS)]))
+    contiguous.write_h5ad(d / "contiguous.h5ad")
+    return X, d
+
+
+def _root(a):
+    while isinstance(a, np.ndarray) and a.base is not None:
+        a = a.base
+    return a.obj if isinstance(a, memoryview) else a
+
+
+def _backed(d, name):
+    return ad.read_h5ad(d / name, backed="r")
+
+
+def test_maps_follow_the_file_layout(files):
+    _, d = files
+    for name, runs in [("contiguous.h5ad", 1), ("chunked.h5ad", None), ("gzip.h5ad", 0)]:
+        b = _backed(d, name)
+        try:
+            maps = MatrixSource(b.X)._maps()
+            if runs == 0:
+                assert maps is None  # compressed: h5py reads and decompresses
+                continue
+            n_runs = [len(m.run_el) - 1 for m in maps]
+            if runs == 1:
+                assert n_runs == [1, 1]
+            else:
+                assert min(n_runs) >= 2  # interleaved appends break the storage
+        finally:
+            b.file.close()
+    b = ad.read_h5ad(d / "contiguous.h5ad", backed="r+")
+    try:
+        assert MatrixSource(b.X)._maps() is None  # never map a file open for writing
+    finally:
+        b.file.close()
+
+
+@pytest.mark.parametrize("name", ["contiguous.h5ad", "chunked.h5ad", "gzip.h5ad"])
+@pytest.mark.parametrize("split", [False, True])
+def test_mapped_chunks_equal_the_rows(files, name, split):
+    """Every piece holds exactly the stored rows; pieces tile each grid chunk in order."""
+    X, d = files
+    chunk = 170
+    b = _backed(d, name)
+    try:
+        src = MatrixSource(b.X)
+        pieces = []
+        mapped = []  # chunks of reused buffers are valid only until the next: not kept
+        seen = 0
+        for ch in src.iter_chunks(chunk, reuse_buffers=True, split=split):
+            pieces.append((ch.start, ch.stop, ch.n_rows))
+            if isinstance(_root(ch.data), mmap.mmap):
+                mapped.append(ch)
+            assert ch.start == seen
+            assert ch.start // chunk == (ch.stop - 1) // chunk  # inside one grid chunk
+            block = X[ch.start:ch.stop]
+            assert np.array_equal(ch.indptr, block.indptr)
+            assert np.array_equal(ch.indices, block.indices)
+            assert np.array_equal(ch.data, block.data)
+            seen = ch.stop
+        assert seen == N_OBS
+        n_grid = -(-N_OBS // chunk)
+        if split and name == "chunked.h5ad":
+            assert len(pieces) > n_grid  # split at the storage breaks
+            assert any(p[2] == 1 for p in pieces)  # rows straddling a break, copied alone
+        else:
+            assert len(pieces) == n_grid
+        if name == "gzip.h5ad":
+            assert not mapped
+        else:
+            assert len(mapped) >= n_grid // 2
+            if split or name == "contiguous.h5ad":
+                assert len(mapped) >= n_grid
+        # views of the map stay valid after their pages were released
+        for ch in mapped:
+            block = X[ch.start:ch.stop]
+            assert np.array_equal(ch.data, block.data)
+            assert np.array_equal(ch.indices, block.indices)
+    finally:
+        b.file.close()
+
+
+@pytest.mark.parametrize("method", ["module", "aucell", "ucell", "zmean", "scdrs"])
+def test_scores_through_the_map_are_the_h5py_scores(files, method, monkeypatch):
+    X, d = files
+    rng = np.random.default_rng(2)
+    sigs = {f"s{i}": [f"G{j}" for j in rng.choice(N_VARS, 12, replace=False)]
+            for i in range(3)}
+    opts = {"n_ctrl": 30} if method == "scdrs" else {}
+
+    def run():
+        b = _backed(d, "chunked.h5ad")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return oi.tl.score(b, sigs, method=method, chunk_size=170, progress=False,
+                                   **opts)
+        finally:
+            b.file.close()
+
+    mapped = run()
+    monkeypatch.setattr(_source, "_map_backed_csr", lambda group: None)
+    plain = run()
+    assert np.array_equal(mapped.to_numpy().view(np.uint64), plain.to_numpy().view(np.uint64))
+
+
+def _rss_file_kib() -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("RssFile:"):
+                return int(line.split()[1])
+    raise RuntimeError("no RssFile in /proc/self/status")
+
+
+def test_mapped_pages_are_released(tmp_path, monkeypatch):
+    """The map's resident pages stay at a few chunks; without the release they would
+    grow to the whole file (positive control)."""
+    path = tmp_path / "big.h5ad"
+    _write_csr_h5ad(path, 30_000, 2_000, 0.1)  # ~48 MB of X
+    chunk = 1_000  # ~1.6 MB per chunk
+
+    def peak_growth_mib() -> float:
+        b = ad.read_h5ad(path, backed="r")
+        try:
+            src = MatrixSource(b.X)
+            assert src._maps() is not None
+            base = _rss_file_kib()
+            peak = 0
+            total = 0.0
+            for ch in src.iter_chunks(chunk, reuse_buffers=True, split=True):
+                total += float(ch.data.sum())  # every page of the chunk is read
+                peak = max(peak, _rss_file_kib() - base)
+            assert total > 0
+            return peak / 1024
+        finally:
+            b.file.close()
+
+    assert peak_growth_mib() < 12
+    monkeypatch.setattr(_source._MappedDataset, "release", lambda self, lo, hi: None)
+    assert peak_growth_mib() > 30
