@@ -148,11 +148,11 @@ def test_dask_distributed_client(small):
         # both passes ran as tasks on the cluster: the ordered fold (module sums) or
         # per-block counts (AUCell), and map_blocks
         assert sum("fold_block" in k for k in keys) == len(dsk.X.chunks[0])
-        # (the per-block counts are fused with the first level of the tree sum)
-        assert sum(k.startswith("('sum") for k in keys) >= len(dsk.X.chunks[0])
-        # module: one scoring pass; AUCell: a one-pass try (the first chunk misses few
-        # genes) that five never-expressed genes overturn, then the scoring pass
-        assert sum("score_block" in k for k in keys) == 3 * len(dsk.X.chunks[0])
+        # AUCell: a one-pass try (scores and counts, one task per block; the first chunk
+        # misses few genes) that five never-expressed genes overturn, then the scoring
+        # pass; module: its scoring pass
+        assert sum("score_count_block" in k for k in keys) == len(dsk.X.chunks[0])
+        assert sum("score_block" in k for k in keys) == 2 * len(dsk.X.chunks[0])
         lazy = _score(dsk, sigs, "aucell", compute=False)
         _assert_identical(refs["aucell"], client.compute(lazy).result())
 

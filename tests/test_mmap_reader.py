@@ -201,3 +201,23 @@ def test_mapped_pages_are_released(tmp_path, monkeypatch):
     assert peak_growth_mib() < 12
     monkeypatch.setattr(_source._MappedDataset, "release", lambda self, lo, hi: None)
     assert peak_growth_mib() > 30
+
+
+def test_userblock_file_reads_true_values(files, tmp_path):
+    """File offsets with a user block before the HDF5 data: whether the map is used or
+    refused by the sample check, the chunks hold the stored rows."""
+    X, _ = files
+    path = tmp_path / "userblock.h5ad"
+    with h5py.File(path, "w", userblock_size=4096) as f:
+        ad.io.write_elem(f, "X", X)
+        ad.io.write_elem(f, "obs", pd.DataFrame(index=[f"c{i}" for i in range(N_OBS)]))
+        ad.io.write_elem(f, "var", pd.DataFrame(index=[f"G{j}" for j in range(N_VARS)]))
+    b = ad.read_h5ad(path, backed="r")
+    try:
+        src = MatrixSource(b.X)
+        for ch in src.iter_chunks(400, reuse_buffers=True, split=True):
+            block = X[ch.start:ch.stop]
+            assert np.array_equal(ch.indices, block.indices)
+            assert np.array_equal(ch.data, block.data)
+    finally:
+        b.file.close()

@@ -147,9 +147,9 @@ def dask_one_pass(method: ScoringMethod, source: MatrixSource, chunk_size: int,
                   level: str) -> tuple[np.ndarray, GeneStats]:
     """Raw scores of a prepared method and the gene statistics, from one read of X.
 
-    The scoring and counting tasks of a block take the same block of X, so dask reads
-    every block once. Only the ``"count"`` level (a tree sum) is supported: the other
-    levels need the sequential fold.
+    One task per block scores it and counts its non-zeros, so dask reads every block
+    once and frees it at once. Only the ``"count"`` level (integer counts, summed in any
+    order) is supported: the other levels need the sequential fold.
 
     Returns
     -------
@@ -159,9 +159,37 @@ def dask_one_pass(method: ScoringMethod, source: MatrixSource, chunk_size: int,
 
     if level != "count" or method.needs_expm1:
         raise ValueError(f"One-pass dask scoring needs count statistics, not {level!r}.")
-    arr = score_dask_array(method, source.X, chunk_size)
-    raw, total = dask.compute(arr, _count_total(source.X, chunk_size))
-    return np.ascontiguousarray(raw, dtype=np.float64), _count_stats(total, source)
+    X = source.X
+    n_vars = int(X.shape[1])
+    scorer_d = dask.delayed(ChunkScorer(method), pure=True)
+    task = dask.delayed(_score_count_block, pure=True)
+    bounds = np.concatenate([[0], np.cumsum(X.chunks[0])]).astype(np.int64)
+    # one task per block does both, so a block has a single consumer and is freed as
+    # soon as it is used (two consumers per block let the scheduler hold many blocks)
+    parts = [task(blk, scorer_d, int(chunk_size), n_vars, int(off))
+             for blk, off in zip(X.to_delayed().ravel(), bounds[:-1])]
+    results = dask.compute(*parts)
+    raw = np.empty((source.shape[0], method.n_out()), dtype=np.float64)
+    total = np.zeros(n_vars + 2, dtype=np.float64)
+    for (scores, counts), s, e in zip(results, bounds[:-1], bounds[1:]):
+        raw[s:e] = scores
+        total += counts  # integers: exact in any order
+    return raw, _count_stats(total, source)
+
+
+def _score_count_block(block, scorer: ChunkScorer, chunk_size: int, n_cols: int,
+                       offset: int) -> tuple[np.ndarray, np.ndarray]:
+    """Raw scores and ``_count_block``'s counts of one block, from one read of it."""
+    acc = StatsAccumulator(n_cols, False, "count")
+    out = np.empty((block.shape[0], scorer.n_out), dtype=np.float64)
+    for ch in _iter_block_chunks(block, chunk_size, n_cols, offset):
+        acc.update(ch.indptr, ch.indices, ch.data)
+        out[ch.start - offset:ch.stop - offset] = scorer(ch)
+    counts = np.empty(n_cols + 2, dtype=np.float64)
+    counts[:n_cols] = acc.state[:, 2]
+    counts[n_cols] = acc.glob[0]
+    counts[n_cols + 1] = acc.n_rows
+    return out, counts
 
 
 def _n_threads() -> int:

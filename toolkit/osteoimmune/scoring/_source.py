@@ -168,7 +168,8 @@ class _MappedDataset:
             # the offsets must point at the values: compare both ends of every run
             probe = np.unique(np.concatenate([run_el[:-1], run_el[1:] - 1]))
             for q in probe[:: max(1, len(probe) // 256)]:
-                if self.view(int(q), int(q) + 1)[0] != ds[int(q)]:
+                q = int(q)
+                if self.view(q, q + 1).tobytes() != np.asarray(ds[q:q + 1]).tobytes():
                     return None
             return self
         except (AttributeError, TypeError, ValueError, OSError, RuntimeError):
