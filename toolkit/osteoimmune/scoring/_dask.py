@@ -37,7 +37,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ._base import GeneStats, ScoreContext, ScoringMethod
-from ._runner import ChunkScorer, StatsAccumulator, assumed_stats, one_pass, stream_passes
+from ._runner import ChunkScorer, StatsAccumulator, gather_stats, stream_passes
 from ._source import Chunk, MatrixSource
 
 __all__ = ["dask_gene_stats", "dask_one_pass", "run_method_dask", "score_dask_array"]
@@ -76,10 +76,16 @@ def _count_block(block, chunk_size: int, n_cols: int) -> np.ndarray:
     Sums of at most a few million integers: exact in float64, in any order.
     """
     acc = _fold_block(StatsAccumulator(n_cols, False, "count"), block, chunk_size, n_cols)
-    out = np.empty((1, n_cols + 2), dtype=np.float64)
-    out[0, :n_cols] = acc.state[:, 2]
-    out[0, n_cols] = acc.glob[0]
-    out[0, n_cols + 1] = acc.n_rows
+    return _count_vector(acc)[None, :]
+
+
+def _count_vector(acc: StatsAccumulator) -> np.ndarray:
+    """[non-zero counts per gene..., non-finite values, rows] of a count accumulator."""
+    n_cols = acc.state.shape[0]
+    out = np.empty(n_cols + 2, dtype=np.float64)
+    out[:n_cols] = acc.state[:, 2]
+    out[n_cols] = acc.glob[0]
+    out[n_cols + 1] = acc.n_rows
     return out
 
 
@@ -185,11 +191,7 @@ def _score_count_block(block, scorer: ChunkScorer, chunk_size: int, n_cols: int,
     for ch in _iter_block_chunks(block, chunk_size, n_cols, offset):
         acc.update(ch.indptr, ch.indices, ch.data)
         out[ch.start - offset:ch.stop - offset] = scorer(ch)
-    counts = np.empty(n_cols + 2, dtype=np.float64)
-    counts[:n_cols] = acc.state[:, 2]
-    counts[n_cols] = acc.glob[0]
-    counts[n_cols + 1] = acc.n_rows
-    return out, counts
+    return out, _count_vector(acc)
 
 
 def _n_threads() -> int:
@@ -291,20 +293,11 @@ def run_method_dask(method: ScoringMethod, source: MatrixSource, ctx: ScoreConte
             "cannot return a lazy result; call with compute=True (the scoring still runs "
             "block by block on the dask scheduler)."
         )
-    passes = 2 if method.two_pass else 1
-    if method.needs_stats and stats is None:
-        passes += 1
-        assumed = assumed_stats(method, source, ctx, chunk_size) if compute else None
-        if assumed is not None:
-            raw, stats = one_pass(method, source, ctx, assumed, chunk_size, progress)
-            if raw is not None:
-                ctx.extra["passes_over_X"] = 1
-                return method.finalize(raw, obs_names)
-        else:
-            stats = dask_gene_stats(source, chunk_size, expm1=method.needs_expm1,
-                                    level=method.stats_level)
-    ctx.stats = stats
-    ctx.extra["passes_over_X"] = passes
+    # a lazy result (compute=False) defers scoring, so it cannot share the counting pass
+    raw = gather_stats(method, source, ctx, chunk_size, progress, stats,
+                       allow_one_pass=compute)
+    if raw is not None:
+        return method.finalize(raw, obs_names)
     method.prepare(ctx)
     if method.two_pass:
         # scoring keeps state across chunks (scDRS: column sums, then the pooled null):

@@ -32,7 +32,7 @@ from ._kernels import (
 from ._source import Chunk, MatrixSource
 
 __all__ = ["ChunkScorer", "StatsAccumulator", "assumed_stats", "compute_gene_stats", "describe",
-           "one_pass", "run_method", "stream_passes"]
+           "gather_stats", "one_pass", "run_method", "stream_passes"]
 
 
 class StatsAccumulator:
@@ -275,23 +275,42 @@ def run_method(method: ScoringMethod, source: MatrixSource, ctx: ScoreContext, *
         return run_method_dask(method, source, ctx, obs_names=obs_names,
                                chunk_size=chunk_size, progress=progress, stats=stats,
                                compute=compute)
+    raw = gather_stats(method, source, ctx, chunk_size, progress, stats)
+    if raw is not None:
+        return method.finalize(raw, obs_names)
+    method.prepare(ctx)
+    raw = stream_passes(method, source, chunk_size, progress)
+    return method.finalize(raw, obs_names)
+
+
+def gather_stats(method: ScoringMethod, source: MatrixSource, ctx: ScoreContext,
+                 chunk_size: int, progress: bool, stats: GeneStats | None = None,
+                 allow_one_pass: bool = True) -> np.ndarray | None:
+    """Set ``ctx.stats`` (computed unless given) and ``ctx.extra["passes_over_X"]``.
+
+    Tries one-pass scoring first where it applies (:func:`assumed_stats`).
+
+    Returns
+    -------
+    numpy.ndarray or None
+        The raw scores when one-pass scoring succeeded (the method is then prepared);
+        None when the caller must prepare the method and run the scoring pass(es).
+    """
     passes = 2 if method.two_pass else 1
     if method.needs_stats and stats is None:
         passes += 1
-        assumed = assumed_stats(method, source, ctx, chunk_size)
+        assumed = assumed_stats(method, source, ctx, chunk_size) if allow_one_pass else None
         if assumed is not None:
             raw, stats = one_pass(method, source, ctx, assumed, chunk_size, progress)
             if raw is not None:
                 ctx.extra["passes_over_X"] = 1
-                return method.finalize(raw, obs_names)
+                return raw
         else:
             stats = compute_gene_stats(source, chunk_size, expm1=method.needs_expm1,
                                        progress=progress, level=method.stats_level)
     ctx.stats = stats
     ctx.extra["passes_over_X"] = passes
-    method.prepare(ctx)
-    raw = stream_passes(method, source, chunk_size, progress)
-    return method.finalize(raw, obs_names)
+    return None
 
 
 #: one-pass scoring is tried only when the first chunk leaves at most this share of the
