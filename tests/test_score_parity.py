@@ -223,10 +223,31 @@ def test_aucell_float32_kernel_equals_general_kernel(set_size):
         assert ref.max() > 0
 
 
+class _Linear:
+    """A prepared linear method with the weights ``W`` (genes × columns)."""
+
+    def __init__(self, W):
+        self.W = W
+
+    def n_out(self):
+        return self.W.shape[1]
+
+    def linear(self):
+        return self.W, np.zeros(self.W.shape[1])
+
+
 def test_linear_dense_and_sparse_kernels_identical():
-    """Up to DENSE_MAX_COLS columns the linear methods use a dense weight table, above
-    it CSR weights; both must give the same bits (zero weights add signed zeros only)."""
-    from osteoimmune.scoring._kernels import DENSE_MAX_COLS, csr_times_dense, csr_times_sparse
+    """Up to DENSE_MAX_COLS columns the linear methods use a dense weight table (only
+    the weighted genes' rows when few genes carry weight), above it CSR weights; all
+    must give the same bits (zero weights add signed zeros only)."""
+    from osteoimmune.scoring._kernels import (
+        DENSE_MAX_COLS,
+        csr_times_dense,
+        csr_times_dense_used,
+        csr_times_sparse,
+    )
+    from osteoimmune.scoring._runner import ChunkScorer
+    from osteoimmune.scoring._source import Chunk
 
     rng = np.random.default_rng(4)
     X = sp.random(400, 300, density=0.2, format="csr", random_state=rng, dtype=np.float32)
@@ -234,6 +255,7 @@ def test_linear_dense_and_sparse_kernels_identical():
     X.data[::11] = 0.0  # explicit zeros
     X.sort_indices()
     ip = X.indptr.astype(np.int64)
+    packed_used = 0
     for n_cols in (1, 5, DENSE_MAX_COLS + 3):
         W = sp.random(300, n_cols, density=0.1, format="csr", random_state=rng)
         W.data = rng.normal(size=W.nnz)
@@ -244,6 +266,22 @@ def test_linear_dense_and_sparse_kernels_identical():
         assert np.array_equal(ref, dense) and np.array_equal(np.signbit(ref),
                                                             np.signbit(dense))
         assert np.abs(ref).max() > 0
+        used = np.flatnonzero(np.diff(W.indptr))
+        assert used.size > 0
+        used_of = np.full(300, -1, dtype=np.int64)
+        used_of[used] = np.arange(used.size)
+        packed = csr_times_dense_used(ip, X.indices, X.data, used_of,
+                                      np.ascontiguousarray(W.toarray()[used]))
+        assert np.array_equal(ref, packed) and np.array_equal(np.signbit(ref),
+                                                             np.signbit(packed))
+        scorer = ChunkScorer(_Linear(W))
+        # the packed table is chosen while few genes carry weight and the table is dense
+        assert (scorer.w_used is not None) == (n_cols <= DENSE_MAX_COLS
+                                               and used.size <= 0.8 * 300)
+        out = scorer(Chunk(0, 400, ip, X.indices, X.data))
+        assert np.array_equal(ref, out)
+        packed_used += scorer.w_used is not None
+    assert packed_used == 2  # 1 and 5 columns weight under 80% of the genes
 
 
 @pytest.mark.parametrize("method", ["module", "zmean"])

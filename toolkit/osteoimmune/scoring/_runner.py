@@ -23,11 +23,14 @@ from tqdm.auto import tqdm
 from ._base import GeneStats, ScoreContext, ScoringMethod
 from ._kernels import (
     DENSE_MAX_COLS,
+    USED_MAX_SHARE,
     csr_times_dense,
+    csr_times_dense_used,
     csr_times_sparse,
     gene_counts_update,
     gene_native_sum_update,
     gene_stats_update,
+    n_gene_ranges,
 )
 from ._source import Chunk, MatrixSource
 
@@ -84,12 +87,14 @@ class StatsAccumulator:
         if self.level == "native" and not self.expm1:
             if self.native is None:
                 self.native = np.zeros(self.state.shape[0], dtype=data.dtype)
-            gene_native_sum_update(indptr, indices, data, self.native, self.glob)
+            gene_native_sum_update(indptr, indices, data, self.native, self.glob,
+                                   n_gene_ranges(len(self.native)))
         elif self.level == "count" and not self.expm1:
             gene_counts_update(indptr, indices, data, self.state, self.glob)
         else:
             gene_stats_update(indptr, indices, data, self.state, self.LEVELS[self.level],
-                              self.expm1, self.estate, self.glob)
+                              self.expm1, self.estate, self.glob,
+                              n_gene_ranges(self.state.shape[0]))
         self.n_rows += len(indptr) - 1
 
     def result(self, n_obs: int, dtype: np.dtype) -> GeneStats:
@@ -226,10 +231,23 @@ class ChunkScorer:
             # variable-length loop per stored value (about 2x faster at 20 columns)
             self.w_dense = (np.ascontiguousarray(W.toarray(), dtype=np.float64)
                             if self.w_cols <= DENSE_MAX_COLS else None)
+            # when most genes carry no weight (a module score weights its signatures
+            # and their controls, a z-mean only its signatures), the dense table keeps
+            # only the weighted genes' rows: same numbers, fewer multiply-adds
+            self.used_of = self.w_used = None
+            used = np.flatnonzero(np.diff(W.indptr))
+            if self.w_dense is not None and used.size <= USED_MAX_SHARE * W.shape[0]:
+                self.used_of = np.full(W.shape[0], -1, dtype=np.int64)
+                self.used_of[used] = np.arange(used.size)
+                self.w_used = np.ascontiguousarray(self.w_dense[used])
+                self.w_dense = None
 
     def __call__(self, ch: Chunk) -> np.ndarray:
         if self.linear:
-            if self.w_dense is not None:
+            if self.w_used is not None:
+                out = csr_times_dense_used(ch.indptr, ch.indices, ch.data, self.used_of,
+                                           self.w_used)
+            elif self.w_dense is not None:
                 out = csr_times_dense(ch.indptr, ch.indices, ch.data, self.w_dense)
             else:
                 out = csr_times_sparse(ch.indptr, ch.indices, ch.data, self.w_indptr,
