@@ -412,3 +412,26 @@ def test_aucell_one_pass_falls_back_exactly(small, filtered):
     finally:
         backed.file.close()
     assert got.attrs["params"]["passes_over_X"] == 1
+
+
+def test_aucell_one_pass_refuses_nan_past_the_first_chunk(filtered, tmp_path):
+    """One-pass AUCell counts the genes in the scoring pass; a NaN it meets there (beyond
+    the first chunk, which the input checks read) must still stop the call."""
+    adata, _, sigs = filtered
+    bad = adata.copy()
+    X = bad.X.copy()
+    row = 400
+    X.data[X.indptr[row] + 2] = np.nan
+    bad.X = X
+    path = tmp_path / "nan.h5ad"
+    bad.write_h5ad(path)
+    backed = ad.read_h5ad(path, backed="r")
+    try:
+        with pytest.raises(ValueError, match="1 NaN or infinite"):
+            _score(backed, sigs, "aucell")
+    finally:
+        backed.file.close()
+    dsk = ad.AnnData(X=da.from_array(X, chunks=(175, N_VARS), asarray=False),
+                     obs=bad.obs, var=bad.var)
+    with pytest.raises(ValueError, match="1 NaN or infinite"):
+        _score(dsk, sigs, "aucell")
