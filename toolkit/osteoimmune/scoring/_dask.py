@@ -117,18 +117,37 @@ def dask_gene_stats(source: MatrixSource, chunk_size: int, expm1: bool = False,
         # integer counts add exactly in any order: one independent task per block and a
         # tree sum, no sequential fold
         return _count_stats(_count_total(X, chunk_size).compute(), source)
-    blocks = X.to_delayed().ravel()
+    blocks = list(X.to_delayed().ravel())
     fold = dask.delayed(_fold_block, pure=True)
     # The fold is sequential but loading blocks is not: left alone, the scheduler reads
     # blocks far ahead of the fold and holds them all. Folding in waves of a few blocks
     # per worker thread bounds memory to the wave while blocks still load in parallel.
+    # On a distributed cluster the next wave's blocks load (persist: asynchronous there)
+    # while this wave folds, so at most two waves are held.
     wave = max(2, 2 * _n_threads())
-    for w0 in range(0, len(blocks), wave):
+    waves = [blocks[w0:w0 + wave] for w0 in range(0, len(blocks), wave)]
+    ahead = _has_client()
+    loaded = list(dask.persist(*waves[0])) if ahead and waves else None
+    for i, blks in enumerate(waves):
+        if ahead:
+            blks = loaded
+            loaded = list(dask.persist(*waves[i + 1])) if i + 1 < len(waves) else None
         state = dask.delayed(acc, pure=True)
-        for blk in blocks[w0:w0 + wave]:
+        for blk in blks:
             state = fold(state, blk, int(chunk_size), n_vars)
         (acc,) = dask.compute(state)
     return acc.result(n_obs, source.dtype)
+
+
+def _has_client() -> bool:
+    """Whether a dask.distributed client is active (it runs ``persist`` asynchronously)."""
+    try:
+        from distributed import default_client
+
+        default_client()
+        return True
+    except (ImportError, ValueError):
+        return False
 
 
 def _count_total(X, chunk_size: int):
