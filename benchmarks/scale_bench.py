@@ -3,8 +3,11 @@
 1. Writes a synthetic sparse ``.h5ad`` (default 1,000,000 cells × 20,000 genes, ~1,500
    stored values per cell, float32 log-normalised-looking values, CSR), generated and
    written in row blocks so it is never whole in memory, into ``benchmarks/data/``
-   (git-ignored). Genes have log-normally distributed expression frequencies, so some
-   genes are in almost every cell and most are rare, as in real data.
+   (git-ignored), then repacked so that ``X/data`` and ``X/indices`` each lie in one
+   stretch of the file, as anndata writes a matrix held in memory (appended blocks
+   interleave the two datasets' chunks). Genes have log-normally distributed expression
+   frequencies, so some genes are in almost every cell and most are rare, as in real
+   data.
 2. Measures, each stage in its own subprocess (wall time; peak RSS of the process tree,
    sampled every 0.1 s, plus ``ru_maxrss`` of the driver and of its children):
 
@@ -19,7 +22,10 @@
       (one thread per worker, ``NUMBA_NUM_THREADS=1`` in each worker), and ``dask_read``:
       one pass over that lazy array on the same cluster (every block read once), the I/O
       reference of the dask route (anndata's block reader is slower than a contiguous
-      h5py read, so the dask stages are also given as a ratio to it).
+      h5py read, so the dask stages are also given as a ratio to it);
+   c'. ``oidask_read`` and ``oidask_<method>``: the same with the dask array from
+      ``oi.datasets.read_h5ad_dask`` (blocks are memory maps of the page cache, not
+      copies). Every dask figure includes starting the cluster (``cluster_start_s``).
 
 3. Prints a table and writes ``benchmarks/results/scale.json`` (machine, versions,
    configuration, figures, ratios of scoring time to the plain read).
@@ -140,8 +146,46 @@ def write_synthetic_h5ad(path: Path, n_cells: int, n_genes: int, nnz_per_cell: i
         g.attrs["osteoimmune_benchmark"] = json.dumps(
             {"n_cells": n_cells, "n_genes": n_genes, "nnz_per_cell": nnz_per_cell,
              "seed": seed})
-    os.replace(tmp, path)
-    return {"nnz": int(total), "seconds": round(time.perf_counter() - t0, 1)}
+    repack_contiguous(tmp, path)
+    tmp.unlink()
+    return {"nnz": int(total), "seconds": round(time.perf_counter() - t0, 1),
+            "layout": LAYOUT}
+
+
+#: storage of X/data and X/indices in the benchmark file: each in one stretch of the file,
+#: as anndata writes a matrix held in memory (appending blocks interleaves the chunks of
+#: the two datasets, so each dataset's storage breaks every few chunks)
+LAYOUT = "contiguous"
+
+
+def repack_contiguous(src: Path, dst: Path, step: int = 50_000_000) -> None:
+    """Copy an ``.h5ad`` whose CSR ``X`` was appended block by block into ``dst`` with
+    ``X/data`` and ``X/indices`` contiguous (same values, same other elements)."""
+    import h5py
+
+    t0 = time.perf_counter()
+    part = dst.with_suffix(".repack.h5ad")
+    with h5py.File(src, "r") as fs, h5py.File(part, "w") as fd:
+        for k, v in fs.attrs.items():
+            fd.attrs[k] = v
+        for key in fs:
+            if key != "X":
+                fs.copy(fs[key], fd, name=key)
+        gs = fs["X"]
+        gd = fd.create_group("X")
+        for k, v in gs.attrs.items():
+            gd.attrs[k] = v
+        meta = json.loads(gs.attrs["osteoimmune_benchmark"])
+        gd.attrs["osteoimmune_benchmark"] = json.dumps({**meta, "layout": LAYOUT})
+        gd.create_dataset("indptr", data=gs["indptr"][...])
+        for name in ("data", "indices"):
+            ds = gs[name]
+            out = gd.create_dataset(name, shape=ds.shape, dtype=ds.dtype)  # contiguous
+            for lo in range(0, ds.shape[0], step):
+                hi = min(ds.shape[0], lo + step)
+                out[lo:hi] = ds[lo:hi]
+    os.replace(part, dst)
+    print(f"  repacked X contiguously ({time.perf_counter() - t0:.0f} s)", flush=True)
 
 
 def _existing_matches(path: Path, n_cells: int, n_genes: int, nnz_per_cell: int,
@@ -153,12 +197,18 @@ def _existing_matches(path: Path, n_cells: int, n_genes: int, nnz_per_cell: int,
     try:
         with h5py.File(path, "r") as f:
             meta = json.loads(f["X"].attrs["osteoimmune_benchmark"])
+            layout = meta.pop("layout", None)
             if meta == {"n_cells": n_cells, "n_genes": n_genes,
                         "nnz_per_cell": nnz_per_cell, "seed": seed}:
-                return int(f["X/data"].shape[0])
+                nnz = int(f["X/data"].shape[0])
+            else:
+                return None
     except Exception:  # a broken or foreign file is rewritten
         return None
-    return None
+    if layout != LAYOUT:  # the same values appended block by block: repack them
+        print(f"repacking {path} ...", flush=True)
+        repack_contiguous(path, path)
+    return nnz
 
 
 def signatures(n_genes: int, seed: int = 1) -> dict[str, list[str]]:
@@ -227,7 +277,9 @@ def _block_nnz(block) -> np.ndarray:
 
 
 def stage_dask(path: Path, chunk_size: int, method: str, n_genes: int,
-               n_workers: int) -> dict:
+               n_workers: int, reader: str = "anndata") -> dict:
+    """Dask on a local cluster, X read by anndata's lazy reader (``read_elem_lazy``) or
+    by osteoimmune's (``oi.datasets.read_h5ad_dask``: blocks mapped, not copied)."""
     import warnings
 
     import anndata as ad
@@ -237,26 +289,32 @@ def stage_dask(path: Path, chunk_size: int, method: str, n_genes: int,
 
     import osteoimmune as oi
 
+    t0 = time.perf_counter()
     with distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1,
                                   processes=True, dashboard_address=None,
                                   memory_limit=0) as cluster, \
-            distributed.Client(cluster):
+            distributed.Client(cluster) as client:
+        client.wait_for_workers(n_workers)
+        started = {"cluster_start_s": round(time.perf_counter() - t0, 2)}
         with h5py.File(path, "r") as f:
-            X = read_elem_lazy(f["X"], chunks=(chunk_size, -1))
+            if reader == "oi":
+                adata = oi.datasets.read_h5ad_dask(path, chunk_size=chunk_size)
+            else:
+                adata = ad.AnnData(X=read_elem_lazy(f["X"], chunks=(chunk_size, -1)),
+                                   obs=ad.io.read_elem(f["obs"]),
+                                   var=ad.io.read_elem(f["var"]))
             if method == "read":
                 # one pass over the lazy array, every block read once on the workers: the
-                # I/O reference of the dask route (anndata's block reader)
-                nnz = X.map_blocks(_block_nnz, dtype=np.int64, chunks=(1, 1)).sum()
-                return {"checksum": float(nnz.compute())}
-            adata = ad.AnnData(X=X, obs=ad.io.read_elem(f["obs"]),
-                               var=ad.io.read_elem(f["var"]))
+                # I/O reference of the dask route
+                nnz = adata.X.map_blocks(_block_nnz, dtype=np.int64, chunks=(1, 1)).sum()
+                return {"checksum": float(nnz.compute()), **started}
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 res = oi.tl.score(adata, signatures(n_genes), method=method,
                                   chunk_size=chunk_size, progress=False)
     return {"shape": list(res.shape), "mean": float(res.to_numpy().mean()),
             "checksum": float(np.abs(res.to_numpy()).sum()),
-            "passes_over_X": res.attrs["params"].get("passes_over_X")}
+            "passes_over_X": res.attrs["params"].get("passes_over_X"), **started}
 
 
 def _child_main(args) -> None:
@@ -271,6 +329,9 @@ def _child_main(args) -> None:
         out = stage_oi_read(path, args.chunk_size)
     elif args.stage.startswith("backed_"):
         out = stage_backed(path, args.chunk_size, args.stage[7:], args.n_genes)
+    elif args.stage.startswith("oidask_"):
+        out = stage_dask(path, args.chunk_size, args.stage[7:], args.n_genes,
+                         args.n_workers, reader="oi")
     elif args.stage.startswith("dask_"):
         out = stage_dask(path, args.chunk_size, args.stage[5:], args.n_genes,
                          args.n_workers)
@@ -432,7 +493,8 @@ def main(argv=None) -> None:
     run_stage("warmup", args)
     stages = ["read", "oi_read"] + [f"backed_{m}" for m in methods]
     if not args.skip_dask:
-        stages += ["dask_read"] + [f"dask_{m}" for m in methods]
+        stages += (["dask_read"] + [f"dask_{m}" for m in methods]
+                   + ["oidask_read"] + [f"oidask_{m}" for m in methods])
     previous: dict[str, dict] = {}
     if args.stages:
         wanted = args.stages.split(",")
@@ -446,7 +508,8 @@ def main(argv=None) -> None:
         stages = [st for st in stages if st in wanted]
         gen = gen or prev.get("generate")
     order = (["read", "oi_read"] + [f"backed_{m}" for m in methods] + ["dask_read"]
-             + [f"dask_{m}" for m in methods])
+             + [f"dask_{m}" for m in methods] + ["oidask_read"]
+             + [f"oidask_{m}" for m in methods])
     all_figures: dict[str, dict[str, dict]] = {}
     for regime in regimes:
         figures = dict(previous.get(regime, {}))
@@ -454,7 +517,7 @@ def main(argv=None) -> None:
         if not cold:
             run_stage("read", args)  # untimed: every warm stage sees the file in cache
         for st in stages:
-            env = {"NUMBA_NUM_THREADS": "1"} if st.startswith("dask_") else None
+            env = {"NUMBA_NUM_THREADS": "1"} if "dask_" in st else None
             print(f"stage {st} ({regime}) ...", flush=True)
             runs = [run_stage(st, args, env=env, cold=cold) for _ in range(args.repeat)]
             # the run with the median wall time; every run's wall time is kept
@@ -465,10 +528,10 @@ def main(argv=None) -> None:
         figures = {st: figures[st] for st in order if st in figures}
         for st, fig in figures.items():
             fig["ratio_to_read"] = round(fig["wall_s"] / read_s, 2)
-            if st.startswith("dask_") and "dask_read" in figures:
-                # against one read of the same lazy array on the same cluster
-                fig["ratio_to_dask_read"] = round(
-                    fig["wall_s"] / figures["dask_read"]["wall_s"], 2)
+            base = st.split("_")[0] + "_read"
+            if "dask_" in st and base in figures:
+                # against one read of the same lazy array (same reader) on the same cluster
+                fig["ratio_to_dask_read"] = round(fig["wall_s"] / figures[base]["wall_s"], 2)
         all_figures[regime] = figures
     x_bytes = nnz * 8 + (args.n_cells + 1) * 8
     result = {
