@@ -184,9 +184,10 @@ def test_sparse_formats_agree(synthetic):
 
 @pytest.mark.parametrize("set_size", [3, 40, 300])
 def test_aucell_float32_kernel_equals_general_kernel(set_size):
-    """The float32 kernel ranks set genes by counting smaller keys when few of a row's
-    genes are in a set and sorts the row otherwise; both must equal the general kernel,
-    ties (repeated values), negative values and rows where zeros reach the top included."""
+    """The float32 kernel ranks set genes by counting smaller keys (through key buckets,
+    or a scan of all keys when few genes are in sets or the buckets are crowded by ties)
+    and sorts the row otherwise; all must equal the general kernel, ties (repeated
+    values), all-tied rows, negative values and rows where zeros reach the top included."""
     from osteoimmune.scoring._kernels import aucell_chunk, aucell_chunk_f32
     from osteoimmune.scoring.aucell import gene_codes
 
@@ -200,6 +201,9 @@ def test_aucell_float32_kernel_equals_general_kernel(set_size):
     X[:20] = X[:20].multiply(rng.random((20, n_vars)) < 0.02)  # sparse rows: zeros matter
     X = X.tocsr()
     X.sort_indices()
+    # rows whose values are all tied: the key buckets are crowded, so the kernel falls
+    # back to scanning all keys or sorting
+    X.data[X.indptr[20]:X.indptr[40]] = 1.0
     kept = np.asarray((X != 0).sum(axis=0)).ravel() > 0
     n_kept = int(kept.sum())
     kept_pos = np.full(n_vars, -1, dtype=np.int64)

@@ -457,6 +457,43 @@ def _desc_key(u):
     return np.uint64(np.uint32(0xFFFFFFFF) - asc)
 
 
+#: the float32 AUCell kernel ranks a row's set genes through buckets of its keys (a
+#: counting sort by the keys' top bits) when the row has at least this many set genes
+#: and keys; otherwise each set gene is compared with every key
+_BUCKET_MIN_MEMBERS = 8
+_BUCKET_MIN_KEYS = 64
+_N_BUCKETS = 1024
+
+
+@nb.njit(inline="always")
+def _bucket_keys(keys, k, bucket, start, fill, grouped):
+    """Counting sort of ``keys[:k]`` into ``_N_BUCKETS`` buckets of consecutive key
+    ranges (the keys' top bits above the row's smallest key): ``bucket[e]`` is key e's
+    bucket, ``grouped[start[b]:start[b + 1]]`` holds bucket b's keys, so a key's rank is
+    ``start[b]`` plus the smaller keys of its own bucket. Integers: exact."""
+    kmin = keys[0]
+    kmax = keys[0]
+    for e in range(1, k):
+        kmin = min(kmin, keys[e])
+        kmax = max(kmax, keys[e])
+    span = np.uint64(kmax) - np.uint64(kmin)  # no overflow: unsigned difference
+    shift = np.uint64(0)
+    while (span >> shift) >= _N_BUCKETS:
+        shift += np.uint64(1)
+    start[:] = 0
+    for e in range(k):
+        b = np.int64((np.uint64(keys[e]) - np.uint64(kmin)) >> shift)
+        bucket[e] = b
+        start[b + 1] += 1
+    for b in range(_N_BUCKETS):
+        start[b + 1] += start[b]
+        fill[b] = start[b]
+    for e in range(k):
+        b = bucket[e]
+        grouped[fill[b]] = keys[e]
+        fill[b] += 1
+
+
 @nb.njit(parallel=True, nogil=True, cache=True)
 def aucell_chunk_f32(indptr, indices, data, bits, kept_pos, perm_pos, perm_gene, n_kept,
                      n_up, set_ptr, set_genes, max_auc, gene_code, gs_ptr, gs_set):
@@ -467,11 +504,13 @@ def aucell_chunk_f32(indptr, indices, data, bits, kept_pos, perm_pos, perm_gene,
 
     Each stored value gets a unique signed 64-bit key: the high half orders the values
     (descending), the low half is the tie-break position, so a gene's ordinal rank is one
-    plus the number of smaller keys. When zeros cannot reach the top ``n_up`` ranks and
-    few of the row's genes belong to a set, only those genes are ranked, each by counting
-    the smaller keys (a vectorised scan), and each adds ``n_up - rank`` to its sets;
-    otherwise the row's keys are sorted once. Both give the same ranks, and the sums are
-    of integers, so they are exact in any order.
+    plus the number of smaller keys. When zeros cannot reach the top ``n_up`` ranks, only
+    the row's set genes are ranked, each by counting the smaller keys, and each adds
+    ``n_up - rank`` to its sets: through buckets of the keys (:func:`_bucket_keys`: all
+    keys of the lower buckets, then a scan of its own) when the buckets are not crowded
+    by ties, else by a vectorised scan of all keys when few genes are in sets; otherwise
+    the row's keys are sorted once. All give the same ranks, and the sums are of
+    integers, so they are exact in any order.
     """
     n_rows = indptr.shape[0] - 1
     n_sets = set_ptr.shape[0] - 1
@@ -486,12 +525,16 @@ def aucell_chunk_f32(indptr, indices, data, bits, kept_pos, perm_pos, perm_gene,
             width = max(width, indptr[i + 1] - indptr[i])
         keys = np.empty(width, dtype=np.int64)
         member = np.empty(width, dtype=np.int64)
+        bucket = np.empty(width, dtype=np.int64)
+        grouped = np.empty(width, dtype=np.int64)
+        start = np.empty(_N_BUCKETS + 1, dtype=np.int64)
+        fill = np.empty(_N_BUCKETS, dtype=np.int64)
         for i in range(b * _BLOCK, min(n_rows, (b + 1) * _BLOCK)):
-            start, stop = indptr[i], indptr[i + 1]
+            p0, p1 = indptr[i], indptr[i + 1]
             k = 0
             n_pos = 0
             n_member = 0
-            for p in range(start, stop):
+            for p in range(p0, p1):
                 x = data[p]
                 code = gene_code[indices[p]]
                 if x == 0 or code < 0:
@@ -510,14 +553,29 @@ def aucell_chunk_f32(indptr, indices, data, bits, kept_pos, perm_pos, perm_gene,
             log2k = 1
             while (1 << log2k) < k:
                 log2k += 1
-            if not zeros_matter and n_member <= 20 * log2k:
+            bucketed = False
+            if not zeros_matter and n_member >= _BUCKET_MIN_MEMBERS and k >= _BUCKET_MIN_KEYS:
+                _bucket_keys(keys, k, bucket, start, fill, grouped)
+                work = 0  # keys the set genes will be compared with (many ties: many)
+                for t in range(n_member):
+                    b = bucket[member[t]]
+                    work += start[b + 1] - start[b]
+                bucketed = work <= 5 * k * log2k
+            if not zeros_matter and (bucketed or n_member <= 20 * log2k):
                 # rank only the set genes: r = number of smaller keys
                 acc[:] = 0.0
                 for t in range(n_member):
                     kg = keys[member[t]]
-                    r = 0
-                    for e in range(k):
-                        r += keys[e] < kg
+                    if bucketed:
+                        # smaller keys: all of the lower buckets, then those of its own
+                        b = bucket[member[t]]
+                        r = start[b]
+                        for q in range(start[b], start[b + 1]):
+                            r += grouped[q] < kg
+                    else:
+                        r = 0
+                        for e in range(k):
+                            r += keys[e] < kg
                     r = r + 1 if r < n_pos else n_zero + r + 1
                     if r < n_up:
                         g = perm_gene[kg & 0xFFFFFFFF]
