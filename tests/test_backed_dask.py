@@ -435,3 +435,14 @@ def test_aucell_one_pass_refuses_nan_past_the_first_chunk(filtered, tmp_path):
                      obs=bad.obs, var=bad.var)
     with pytest.raises(ValueError, match="1 NaN or infinite"):
         _score(dsk, sigs, "aucell")
+
+
+def test_view_of_a_dask_anndata(small):
+    """adata[mask] of a dask-backed AnnData holds anndata's DaskArrayView: scored as dask,
+    the same bits as the in-memory subset."""
+    adata, _, sigs = small
+    keep = np.arange(N_OBS) % 3 != 0
+    dsk = _dask_adata(adata, chunks=(175, N_VARS))[keep]
+    assert type(dsk.X).__name__ == "DaskArrayView"
+    for m in ("module", "aucell"):
+        _assert_identical(_score(adata[keep].copy(), sigs, m), _score(dsk, sigs, m))

@@ -73,6 +73,20 @@ def _stamp(path: str) -> tuple[int, int]:
     return (st.st_mtime_ns, st.st_size)
 
 
+#: madvise(MADV_POPULATE_READ) (Linux 5.14): map a range's pages in now, reading them
+#: from disk if needed, so the block's consumer (often a sequential fold) does not stop
+#: on page faults; the loading task, which runs ahead in parallel, pays instead
+_MADV_POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22)
+
+
+def _populate(mm: mmap.mmap) -> None:
+    try:
+        mm.madvise(_MADV_POPULATE_READ)
+    except (OSError, ValueError, OverflowError):  # older kernel: read ahead at least
+        if hasattr(mmap, "MADV_WILLNEED"):
+            mm.madvise(mmap.MADV_WILLNEED)
+
+
 def _mapped_values(fd: int, mds, lo: int, hi: int) -> np.ndarray:
     """Elements ``lo:hi`` of a mapped dataset, from maps of just their bytes.
 
@@ -86,8 +100,7 @@ def _mapped_values(fd: int, mds, lo: int, hi: int) -> np.ndarray:
         b0, b1 = mds._bytes(lo, e)
         start = b0 - b0 % mmap.ALLOCATIONGRANULARITY
         mm = mmap.mmap(fd, b1 - start, offset=start, access=mmap.ACCESS_COPY)
-        if hasattr(mmap, "MADV_WILLNEED"):
-            mm.madvise(mmap.MADV_WILLNEED)  # read ahead from disk
+        _populate(mm)
         # read as same-size opaque items first: the array's base then has as many
         # items as the view, so scipy keeps the view (it copies a view of a much larger
         # base, and cannot size a bare mmap base)

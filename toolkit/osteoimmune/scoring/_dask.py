@@ -118,36 +118,55 @@ def dask_gene_stats(source: MatrixSource, chunk_size: int, expm1: bool = False,
         # tree sum, no sequential fold
         return _count_stats(_count_total(X, chunk_size).compute(), source)
     blocks = list(X.to_delayed().ravel())
-    fold = dask.delayed(_fold_block, pure=True)
     # The fold is sequential but loading blocks is not: left alone, the scheduler reads
-    # blocks far ahead of the fold and holds them all. Folding in waves of a few blocks
-    # per worker thread bounds memory to the wave while blocks still load in parallel.
-    # On a distributed cluster the next wave's blocks load (persist: asynchronous there)
-    # while this wave folds, so at most two waves are held.
-    wave = max(2, 2 * _n_threads())
-    waves = [blocks[w0:w0 + wave] for w0 in range(0, len(blocks), wave)]
-    ahead = _has_client()
-    loaded = list(dask.persist(*waves[0])) if ahead and waves else None
-    for i, blks in enumerate(waves):
-        if ahead:
-            blks = loaded
-            loaded = list(dask.persist(*waves[i + 1])) if i + 1 < len(waves) else None
-        state = dask.delayed(acc, pure=True)
-        for blk in blks:
-            state = fold(state, blk, int(chunk_size), n_vars)
-        (acc,) = dask.compute(state)
+    # blocks far ahead of the fold and holds them all. So at most ``window`` blocks are
+    # loaded ahead of the fold.
+    window = max(2, 2 * _n_threads())
+    client = _client()
+    if client is not None:
+        acc = _fold_distributed(client, acc, blocks, int(chunk_size), n_vars, window)
+    else:
+        # local schedulers: fold in waves of ``window`` blocks (one compute per wave)
+        fold = dask.delayed(_fold_block, pure=True)
+        for w0 in range(0, len(blocks), window):
+            state = dask.delayed(acc, pure=True)
+            for blk in blocks[w0:w0 + window]:
+                state = fold(state, blk, int(chunk_size), n_vars)
+            (acc,) = dask.compute(state)
     return acc.result(n_obs, source.dtype)
 
 
-def _has_client() -> bool:
-    """Whether a dask.distributed client is active (it runs ``persist`` asynchronously)."""
+def _fold_distributed(client, acc: StatsAccumulator, blocks: list, chunk_size: int,
+                      n_vars: int, window: int) -> StatsAccumulator:
+    """The ordered fold as one chain of futures on a distributed cluster.
+
+    Block ``i + window`` is submitted once the fold of block ``i`` is done, so the chain
+    never waits for the client (no round trip per wave) and at most ``window`` blocks are
+    held. Each fold runs where its block is; only the state (a few per-gene arrays)
+    moves.
+    """
+    from distributed import wait
+
+    state = acc
+    pending = []  # fold futures not yet waited for, oldest first
+    for blk in blocks:
+        if len(pending) >= window:
+            wait(pending.pop(0))
+        block = client.compute(blk)
+        state = client.submit(_fold_block, state, block, chunk_size, n_vars, pure=False)
+        pending.append(state)
+        del block  # released once its fold has run
+    return state.result() if blocks else acc
+
+
+def _client():
+    """The active dask.distributed client, or None."""
     try:
         from distributed import default_client
 
-        default_client()
-        return True
+        return default_client()
     except (ImportError, ValueError):
-        return False
+        return None
 
 
 def _count_total(X, chunk_size: int):

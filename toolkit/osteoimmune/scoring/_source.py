@@ -48,7 +48,9 @@ class Chunk:
 
 
 def _is_dask(X) -> bool:
-    return type(X).__module__.startswith("dask") and hasattr(X, "chunks")
+    # a dask array or a subclass (anndata's DaskArrayView: X of a view of a dask AnnData)
+    return hasattr(X, "chunks") and any(
+        c.__module__.startswith("dask") and c.__name__ == "Array" for c in type(X).__mro__)
 
 
 def _is_backed_sparse(X) -> bool:
