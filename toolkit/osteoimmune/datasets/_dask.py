@@ -73,18 +73,17 @@ def _stamp(path: str) -> tuple[int, int]:
     return (st.st_mtime_ns, st.st_size)
 
 
-#: madvise(MADV_POPULATE_READ) (Linux 5.14): map a range's pages in now, reading them
-#: from disk if needed, so the block's consumer (often a sequential fold) does not stop
-#: on page faults; the loading task, which runs ahead in parallel, pays instead
-_MADV_POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22)
-
-
 def _populate(mm: mmap.mmap) -> None:
-    try:
-        mm.madvise(_MADV_POPULATE_READ)
-    except (OSError, ValueError, OverflowError):  # older kernel: read ahead at least
-        if hasattr(mmap, "MADV_WILLNEED"):
-            mm.madvise(mmap.MADV_WILLNEED)
+    """Map a block's pages in now (reading them from disk if needed, with the kernel's
+    sequential read-ahead), so the block's consumer, often the sequential statistics
+    fold, does not stop on page faults: the loading task, which runs ahead in parallel,
+    pays instead. One byte per page is read (``madvise(MADV_POPULATE_READ)`` was slower
+    from disk: 38 s against 29 s for a module score at 1M cells)."""
+    from ..scoring._source import _touch_pages
+
+    if hasattr(mmap, "MADV_SEQUENTIAL"):
+        mm.madvise(mmap.MADV_SEQUENTIAL)
+    _touch_pages(np.frombuffer(mm, dtype=np.uint8), mmap.PAGESIZE)
 
 
 def _mapped_values(fd: int, mds, lo: int, hi: int) -> np.ndarray:
