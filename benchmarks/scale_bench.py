@@ -22,10 +22,8 @@
       (one thread per worker, ``NUMBA_NUM_THREADS=1`` in each worker), and ``dask_read``:
       one pass over that lazy array on the same cluster (every block read once), the I/O
       reference of the dask route (anndata's block reader is slower than a contiguous
-      h5py read, so the dask stages are also given as a ratio to it);
-   c'. ``oidask_read`` and ``oidask_<method>``: the same with the dask array from
-      ``oi.datasets.read_h5ad_dask`` (blocks are memory maps of the page cache, not
-      copies). Every dask figure includes starting the cluster (``cluster_start_s``).
+      h5py read, so the dask stages are also given as a ratio to it). Every dask figure
+      includes starting the cluster (``cluster_start_s``).
 
    Each stage's wall time starts after its libraries are imported (``import_s``: about
    2 s for anndata and osteoimmune, a fixed cost of the session, not of scoring).
@@ -280,9 +278,8 @@ def _block_nnz(block) -> np.ndarray:
 
 
 def stage_dask(path: Path, chunk_size: int, method: str, n_genes: int,
-               n_workers: int, reader: str = "anndata") -> dict:
-    """Dask on a local cluster, X read by anndata's lazy reader (``read_elem_lazy``) or
-    by osteoimmune's (``oi.datasets.read_h5ad_dask``: blocks mapped, not copied)."""
+               n_workers: int) -> dict:
+    """Dask on a local cluster, X read by anndata's lazy reader (``read_elem_lazy``)."""
     import warnings
 
     import anndata as ad
@@ -300,12 +297,8 @@ def stage_dask(path: Path, chunk_size: int, method: str, n_genes: int,
         client.wait_for_workers(n_workers)
         started = {"cluster_start_s": round(time.perf_counter() - t0, 2)}
         with h5py.File(path, "r") as f:
-            if reader == "oi":
-                adata = oi.datasets.read_h5ad_dask(path, chunk_size=chunk_size)
-            else:
-                adata = ad.AnnData(X=read_elem_lazy(f["X"], chunks=(chunk_size, -1)),
-                                   obs=ad.io.read_elem(f["obs"]),
-                                   var=ad.io.read_elem(f["var"]))
+            adata = ad.AnnData(X=read_elem_lazy(f["X"], chunks=(chunk_size, -1)),
+                               obs=ad.io.read_elem(f["obs"]), var=ad.io.read_elem(f["var"]))
             if method == "read":
                 # one pass over the lazy array, every block read once on the workers: the
                 # I/O reference of the dask route
@@ -331,7 +324,7 @@ def _child_main(args) -> None:
         import anndata  # noqa: F401
 
         import osteoimmune  # noqa: F401
-        if "dask_" in args.stage:
+        if args.stage.startswith("dask_"):
             import distributed  # noqa: F401
     import_s = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -342,9 +335,6 @@ def _child_main(args) -> None:
         out = stage_oi_read(path, args.chunk_size)
     elif args.stage.startswith("backed_"):
         out = stage_backed(path, args.chunk_size, args.stage[7:], args.n_genes)
-    elif args.stage.startswith("oidask_"):
-        out = stage_dask(path, args.chunk_size, args.stage[7:], args.n_genes,
-                         args.n_workers, reader="oi")
     elif args.stage.startswith("dask_"):
         out = stage_dask(path, args.chunk_size, args.stage[5:], args.n_genes,
                          args.n_workers)
@@ -507,8 +497,7 @@ def main(argv=None) -> None:
     run_stage("warmup", args)
     stages = ["read", "oi_read"] + [f"backed_{m}" for m in methods]
     if not args.skip_dask:
-        stages += (["dask_read"] + [f"dask_{m}" for m in methods]
-                   + ["oidask_read"] + [f"oidask_{m}" for m in methods])
+        stages += ["dask_read"] + [f"dask_{m}" for m in methods]
     previous: dict[str, dict] = {}
     if args.stages:
         wanted = args.stages.split(",")
@@ -522,8 +511,7 @@ def main(argv=None) -> None:
         stages = [st for st in stages if st in wanted]
         gen = gen or prev.get("generate")
     order = (["read", "oi_read"] + [f"backed_{m}" for m in methods] + ["dask_read"]
-             + [f"dask_{m}" for m in methods] + ["oidask_read"]
-             + [f"oidask_{m}" for m in methods])
+             + [f"dask_{m}" for m in methods])
     all_figures: dict[str, dict[str, dict]] = {}
     for regime in regimes:
         figures = dict(previous.get(regime, {}))
@@ -531,7 +519,7 @@ def main(argv=None) -> None:
         if not cold:
             run_stage("read", args)  # untimed: every warm stage sees the file in cache
         for st in stages:
-            env = {"NUMBA_NUM_THREADS": "1"} if "dask_" in st else None
+            env = {"NUMBA_NUM_THREADS": "1"} if st.startswith("dask_") else None
             print(f"stage {st} ({regime}) ...", flush=True)
             runs = [run_stage(st, args, env=env, cold=cold) for _ in range(args.repeat)]
             # the run with the median wall time; every run's wall time is kept
@@ -542,10 +530,10 @@ def main(argv=None) -> None:
         figures = {st: figures[st] for st in order if st in figures}
         for st, fig in figures.items():
             fig["ratio_to_read"] = round(fig["wall_s"] / read_s, 2)
-            base = st.split("_")[0] + "_read"
-            if "dask_" in st and base in figures:
-                # against one read of the same lazy array (same reader) on the same cluster
-                fig["ratio_to_dask_read"] = round(fig["wall_s"] / figures[base]["wall_s"], 2)
+            if st.startswith("dask_") and "dask_read" in figures:
+                # against one read of the same lazy array on the same cluster
+                fig["ratio_to_dask_read"] = round(
+                    fig["wall_s"] / figures["dask_read"]["wall_s"], 2)
         all_figures[regime] = figures
     x_bytes = nnz * 8 + (args.n_cells + 1) * 8
     result = {

@@ -2,13 +2,10 @@
 
 - :func:`load` a registered data set by name; :func:`list` the registry as a table;
   :func:`info` one entry.
-- :func:`read_h5ad_dask`: an ``.h5ad`` file with ``X`` as a dask array of row blocks
-  read without copies (atlas-scale scoring on a dask cluster).
 - :func:`simulate_cohort`: a labelled simulation of immune cells across donors with a
   bone phenotype and a planted signature association; :func:`donor_table` its donors.
 """
 
-from ._dask import read_h5ad_dask
 from ._load import STANDARD_COLUMNS, harmonize, load
 from ._readers import read_geo_annot, read_geo_series_matrix
 from ._registry import (
@@ -77,7 +74,6 @@ __all__ = [
     "load",
     "read_geo_annot",
     "read_geo_series_matrix",
-    "read_h5ad_dask",
     "read_registry",
     "sha256sum",
     "simulate_cohort",
