@@ -15,9 +15,11 @@ Gene statistics (one reduction pass)
     (a few arrays of ``n_vars``, ~1 MB for 20,000 genes) and block ``k`` and returns the
     state after block ``k``. Blocks are still read in parallel and where they live; only
     the cheap O(nnz) accumulation is sequential, and the state moves to the block rather
-    than the block to the driver. The fold runs in waves of ``2 × worker threads`` blocks
-    (one ``compute`` per wave) so the scheduler never loads more blocks ahead of the fold
-    than a wave holds. The result is bit-identical to the in-memory pass for any chunking.
+    than the block to the driver. At most ``2 × worker threads`` blocks are loaded ahead
+    of the fold: on a distributed cluster the fold is one chain of futures, each block
+    submitted once the fold ``2 × threads`` blocks earlier is done; on a local scheduler
+    it runs in waves of that many blocks (one ``compute`` per wave). The result is
+    bit-identical to the in-memory pass for any chunking.
 
 Scores (one map_blocks pass)
     Every method scores each row on its own (``X_chunk @ W`` or per-row ranks), so scoring
@@ -242,17 +244,15 @@ def _score_count_block(block, scorer: ChunkScorer, chunk_size: int, n_cols: int,
 
 def _n_threads() -> int:
     """Worker threads of the active dask scheduler (distributed client or local)."""
-    try:
-        from distributed import default_client
-
-        info = default_client().scheduler_info()
+    client = _client()
+    if client is not None:
+        info = client.scheduler_info()
         return max(1, sum(int(w.get("nthreads", 1)) for w in info["workers"].values()))
-    except (ImportError, ValueError):
-        import os
+    import os
 
-        import dask
+    import dask
 
-        return int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
+    return int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
 
 
 def _score_block(block, scorer: ChunkScorer, chunk_size: int, n_cols: int,

@@ -12,7 +12,6 @@ import numpy as np
 _BLOCK = 64
 
 
-
 @nb.njit(inline="always")
 def _lower_bound(arr, lo, hi, value):
     """First position in the sorted ``arr[lo:hi]`` holding a value >= ``value`` (so
