@@ -190,7 +190,9 @@ def repack_contiguous(src: Path, dst: Path, step: int = 50_000_000) -> None:
 
 
 def _existing_matches(path: Path, n_cells: int, n_genes: int, nnz_per_cell: int,
-                      seed: int) -> int | None:
+                      seed: int) -> tuple[int, str | None] | None:
+    """(stored values, layout) of an existing benchmark file of this configuration, or
+    None when there is none (a broken or foreign file is rewritten)."""
     import h5py
 
     if not path.exists():
@@ -199,17 +201,12 @@ def _existing_matches(path: Path, n_cells: int, n_genes: int, nnz_per_cell: int,
         with h5py.File(path, "r") as f:
             meta = json.loads(f["X"].attrs["osteoimmune_benchmark"])
             layout = meta.pop("layout", None)
-            if meta == {"n_cells": n_cells, "n_genes": n_genes,
+            if meta != {"n_cells": n_cells, "n_genes": n_genes,
                         "nnz_per_cell": nnz_per_cell, "seed": seed}:
-                nnz = int(f["X/data"].shape[0])
-            else:
                 return None
-    except Exception:  # a broken or foreign file is rewritten
+            return int(f["X/data"].shape[0]), layout
+    except Exception:
         return None
-    if layout != LAYOUT:  # the same values appended block by block: repack them
-        print(f"repacking {path} ...", flush=True)
-        repack_contiguous(path, path)
-    return nnz
 
 
 def signatures(n_genes: int, seed: int = 1) -> dict[str, list[str]]:
@@ -481,7 +478,12 @@ def main(argv=None) -> None:
                             f"_s{args.seed}.h5ad")
     args.path = path
     machine, versions = _machine(), _versions()
-    nnz = _existing_matches(path, args.n_cells, args.n_genes, args.nnz_per_cell, args.seed)
+    existing = _existing_matches(path, args.n_cells, args.n_genes, args.nnz_per_cell,
+                                 args.seed)
+    nnz = existing[0] if existing else None
+    if existing and existing[1] != LAYOUT:  # the same values appended block by block
+        print(f"repacking {path} ...", flush=True)
+        repack_contiguous(path, path)
     gen = None
     if nnz is None:
         print(f"writing {path} ...", flush=True)
@@ -495,9 +497,9 @@ def main(argv=None) -> None:
     methods = [m for m in args.methods.split(",") if m]
     regimes = ["warm", "cold"] if args.cache == "both" else [args.cache]
     run_stage("warmup", args)
-    stages = ["read", "oi_read"] + [f"backed_{m}" for m in methods]
-    if not args.skip_dask:
-        stages += ["dask_read"] + [f"dask_{m}" for m in methods]
+    order = (["read", "oi_read"] + [f"backed_{m}" for m in methods] + ["dask_read"]
+             + [f"dask_{m}" for m in methods])
+    stages = [st for st in order if not (args.skip_dask and st.startswith("dask_"))]
     previous: dict[str, dict] = {}
     if args.stages:
         wanted = args.stages.split(",")
@@ -510,8 +512,6 @@ def main(argv=None) -> None:
                                 for k, v in prev.get(key, {}).items() if k not in wanted}
         stages = [st for st in stages if st in wanted]
         gen = gen or prev.get("generate")
-    order = (["read", "oi_read"] + [f"backed_{m}" for m in methods] + ["dask_read"]
-             + [f"dask_{m}" for m in methods])
     all_figures: dict[str, dict[str, dict]] = {}
     for regime in regimes:
         figures = dict(previous.get(regime, {}))
