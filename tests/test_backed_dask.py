@@ -123,6 +123,53 @@ def test_dask_gene_stats_bit_identical(small):
                                                             got.n_stored_nonzero)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_expressed_level_matches_counts(small, dtype):
+    """Level "expressed" (AUCell's) flags exactly the genes with a non-zero count, and
+    still counts every NaN and infinity after all genes have been seen (when it stops
+    marking genes), by chunk and on dask."""
+    from osteoimmune.scoring._dask import _count_total
+    from osteoimmune.scoring._runner import StatsAccumulator
+
+    adata, _, _ = small
+    X = sp.lil_matrix(adata.X.astype(dtype))
+    never = np.flatnonzero(adata.X.getnnz(axis=0) == 0)
+    assert len(never)
+    X[0, never] = 0.5  # every gene expressed somewhere ...
+    X[:, 7] = 0.0
+    X[N_OBS - 2, 7] = 3.0  # ... gene 7 only in the second-last row
+    X = sp.csr_matrix(X)
+    X.data[X.indptr[2] + 1] = 0.0  # an explicit zero is not an expression
+    late = X.indptr[N_OBS - 50]
+    X.data[late] = np.nan  # before every gene has been seen ...
+    X.data[X.indptr[N_OBS - 1]] = -np.inf  # ... and after it
+    X.data[X.indptr[1]] = np.inf
+
+    def run(level, cs):
+        acc = StatsAccumulator(N_VARS, level=level)
+        for ch in MatrixSource(X).iter_chunks(cs):
+            acc.update(ch.indptr, ch.indices, ch.data)
+        return acc
+
+    ref = run("count", CHUNK)
+    counts = ref.state[:, 2]
+    assert ref.glob[0] == 3 and counts[7] == 1
+    for cs in (1, CHUNK, N_OBS):
+        got = run("expressed", cs)
+        assert np.array_equal(got.state[:, 2], counts > 0)
+        assert got.glob[0] == 3 and got.n_unseen == 0
+    # gene 7 keeps the marking on until the second-last row
+    acc = StatsAccumulator(N_VARS, level="expressed")
+    head = MatrixSource(X).first_rows(N_OBS - 2)
+    acc.update(*head)
+    assert acc.n_unseen == 1 and acc.seen[7] == 0
+    for blocks in ((175, N_VARS), (N_OBS, N_VARS)):
+        total = _count_total(da.from_array(X, chunks=blocks, asarray=False), CHUNK,
+                             "expressed").compute()
+        assert np.array_equal(total[:N_VARS] > 0, counts > 0)
+        assert total[N_VARS:].tolist() == [3, N_OBS]
+
+
 def test_dask_stats_with_nan_raise(small):
     adata, _, sigs = small
     X = adata.X.copy()

@@ -90,8 +90,8 @@ class ScoringMethod:
     needs_stats: ClassVar[bool] = False
     needs_expm1: ClassVar[bool] = False
     #: gene statistics the method reads: "full" (sums and sums of squares), "sum"
-    #: (sums only), "native" (sums in the data's precision only) or "count" (stored
-    #: non-zeros only)
+    #: (sums only), "native" (sums in the data's precision only), "count" (stored
+    #: non-zeros only) or "expressed" (whether each gene has a non-zero value)
     stats_level: ClassVar[str] = "full"
     accepts_counts: ClassVar[bool] = False
     accepts_negative: ClassVar[bool] = True

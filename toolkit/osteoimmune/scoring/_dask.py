@@ -72,17 +72,19 @@ def _fold_block(state: StatsAccumulator, block, chunk_size: int, n_cols: int
     return new
 
 
-def _count_block(block, chunk_size: int, n_cols: int) -> np.ndarray:
-    """[non-zero counts per gene..., non-finite values, rows] of one block (1 row).
+def _count_block(block, chunk_size: int, n_cols: int, level: str = "count") -> np.ndarray:
+    """[non-zero counts (or flags) per gene..., non-finite values, rows] of one block
+    (1 row), at an order-free level (``StatsAccumulator.ORDER_FREE``).
 
     Sums of at most a few million integers: exact in float64, in any order.
     """
-    acc = _fold_block(StatsAccumulator(n_cols, False, "count"), block, chunk_size, n_cols)
+    acc = _fold_block(StatsAccumulator(n_cols, False, level), block, chunk_size, n_cols)
     return _count_vector(acc)[None, :]
 
 
 def _count_vector(acc: StatsAccumulator) -> np.ndarray:
-    """[non-zero counts per gene..., non-finite values, rows] of a count accumulator."""
+    """[non-zero counts per gene..., non-finite values, rows] of an accumulator at an
+    order-free level."""
     n_cols = acc.state.shape[0]
     out = np.empty(n_cols + 2, dtype=np.float64)
     out[:n_cols] = acc.state[:, 2]
@@ -115,10 +117,10 @@ def dask_gene_stats(source: MatrixSource, chunk_size: int, expm1: bool = False,
     X = source.X
     n_obs, n_vars = source.shape
     acc = StatsAccumulator(n_vars, expm1, level)
-    if level == "count" and not expm1:
+    if level in StatsAccumulator.ORDER_FREE and not expm1:
         # integer counts add exactly in any order: one independent task per block and a
         # tree sum, no sequential fold
-        return _count_stats(_count_total(X, chunk_size).compute(), source)
+        return _count_stats(_count_total(X, chunk_size, level).compute(), source, level)
     blocks = list(X.to_delayed().ravel())
     # The fold is sequential but loading blocks is not: left alone, the scheduler reads
     # blocks far ahead of the fold and holds them all. So at most ``window`` blocks are
@@ -171,19 +173,22 @@ def _client():
         return None
 
 
-def _count_total(X, chunk_size: int):
-    """Lazy per-gene non-zero counts of a dask array, summed over blocks in a tree."""
+def _count_total(X, chunk_size: int, level: str = "count"):
+    """Lazy per-gene non-zero counts (or flags) of a dask array, summed over blocks in a
+    tree."""
     n_vars = int(X.shape[1])
-    parts = X.map_blocks(_count_block, int(chunk_size), n_vars, dtype=np.float64,
+    parts = X.map_blocks(_count_block, int(chunk_size), n_vars, level, dtype=np.float64,
                          chunks=(1, n_vars + 2), meta=np.empty((0, 0), dtype=np.float64))
     return parts.sum(axis=0)
 
 
-def _count_stats(total: np.ndarray, source: MatrixSource) -> GeneStats:
-    """:class:`GeneStats` at level ``"count"`` from the summed output of :func:`_count_total`."""
+def _count_stats(total: np.ndarray, source: MatrixSource, level: str = "count"
+                 ) -> GeneStats:
+    """:class:`GeneStats` at an order-free ``level`` from the summed output of
+    :func:`_count_total` (flags summed over blocks are set back to 1)."""
     n_obs, n_vars = source.shape
-    acc = StatsAccumulator(n_vars, False, "count")
-    acc.state[:, 2] = total[:n_vars]
+    acc = StatsAccumulator(n_vars, False, level)
+    acc.state[:, 2] = total[:n_vars] if level == "count" else total[:n_vars] > 0
     acc.glob[0] = total[n_vars]
     acc.n_rows = int(round(total[n_vars + 1]))
     return acc.result(n_obs, source.dtype)
@@ -194,8 +199,9 @@ def dask_one_pass(method: ScoringMethod, source: MatrixSource, chunk_size: int,
     """Raw scores of a prepared method and the gene statistics, from one read of X.
 
     One task per block scores it and counts its non-zeros, so dask reads every block
-    once and frees it at once. Only the ``"count"`` level (integer counts, summed in any
-    order) is supported: the other levels need the sequential fold.
+    once and frees it at once. Only the order-free levels (``"count"`` and
+    ``"expressed"``: integers, summed in any order) are supported: the other levels need
+    the sequential fold.
 
     Returns
     -------
@@ -203,8 +209,9 @@ def dask_one_pass(method: ScoringMethod, source: MatrixSource, chunk_size: int,
     """
     import dask
 
-    if level != "count" or method.needs_expm1:
-        raise ValueError(f"One-pass dask scoring needs count statistics, not {level!r}.")
+    if level not in StatsAccumulator.ORDER_FREE or method.needs_expm1:
+        raise ValueError("One-pass dask scoring needs order-free statistics "
+                         f"{StatsAccumulator.ORDER_FREE}, not {level!r}.")
     X = source.X
     n_vars = int(X.shape[1])
     scorer_d = dask.delayed(ChunkScorer(method), pure=True)
@@ -215,7 +222,7 @@ def dask_one_pass(method: ScoringMethod, source: MatrixSource, chunk_size: int,
     # it with the task that loads the block: a loaded block never waits in memory (as
     # separate tasks, loads faster than scoring ran ahead: with a memory-mapping block
     # reader, one worker held 11.8 GB of blocks at 1M cells)
-    parts = X.map_blocks(_score_count_block, scorer_d, int(chunk_size), n_vars,
+    parts = X.map_blocks(_score_count_block, scorer_d, int(chunk_size), n_vars, level,
                          dtype=object, chunks=((1,) * len(X.chunks[0]), (1,)),
                          meta=np.empty((0, 0), dtype=object))
     results = parts.compute().ravel()
@@ -224,15 +231,15 @@ def dask_one_pass(method: ScoringMethod, source: MatrixSource, chunk_size: int,
     for (scores, counts), s, e in zip(results, bounds[:-1], bounds[1:]):
         raw[s:e] = scores
         total += counts  # integers: exact in any order
-    return raw, _count_stats(total, source)
+    return raw, _count_stats(total, source, level)
 
 
 def _score_count_block(block, scorer: ChunkScorer, chunk_size: int, n_cols: int,
-                       block_info=None) -> np.ndarray:
+                       level: str = "count", block_info=None) -> np.ndarray:
     """Raw scores and ``_count_block``'s counts of one block, from one read of it, as a
     1 × 1 object array (a block of :func:`dask_one_pass`'s blockwise result)."""
     offset = int(block_info[0]["array-location"][0][0]) if block_info else 0
-    acc = StatsAccumulator(n_cols, False, "count")
+    acc = StatsAccumulator(n_cols, False, level)
     out = np.empty((block.shape[0], scorer.n_out), dtype=np.float64)
     for ch in _iter_block_chunks(block, chunk_size, n_cols, offset):
         acc.update(ch.indptr, ch.indices, ch.data)

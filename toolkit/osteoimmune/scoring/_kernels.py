@@ -173,6 +173,49 @@ def gene_counts_update(indptr, indices, data, state, glob):
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)
+def count_nonfinite(bits, lo, hi, exp_mask):
+    """Number of NaN or infinite values in ``bits[lo:hi]``, the float data viewed as
+    unsigned integers of the same width (``exp_mask``: the exponent bits, all set for
+    NaN and infinity). Integer operations only, so the loop vectorises."""
+    n = hi - lo
+    n_parts = max(1, min(8, n // 65536))
+    part = np.zeros(n_parts, dtype=np.int64)
+    for t in nb.prange(n_parts):
+        c = 0
+        for p in range(lo + (n * t) // n_parts, lo + (n * (t + 1)) // n_parts):
+            c += (bits[p] & exp_mask) == exp_mask
+        part[t] = c
+    return part.sum()
+
+
+@nb.njit(parallel=True, nogil=True, cache=True)
+def mark_expressed(indptr, indices, data, seen):
+    """Set ``seen[j] = 1`` for every gene j with a finite non-zero value in the chunk.
+
+    Rows are split between threads, each marking its own copy; the copies are then
+    merged (a flag is set or not: exact in any order). Returns the genes newly marked.
+    """
+    n_rows = indptr.shape[0] - 1
+    n_vars = seen.shape[0]
+    n_parts = min(8, max(1, n_rows // 256))
+    own = np.zeros((n_parts, n_vars), dtype=np.uint8)
+    for t in nb.prange(n_parts):
+        s = own[t]
+        for p in range(indptr[(n_rows * t) // n_parts], indptr[(n_rows * (t + 1)) // n_parts]):
+            x = data[p]
+            s[indices[p]] |= np.uint8(x != 0 and np.isfinite(x))
+    new = 0
+    for j in range(n_vars):
+        if seen[j] == 0:
+            f = np.uint8(0)
+            for t in range(n_parts):
+                f |= own[t, j]
+            seen[j] = f
+            new += f
+    return new
+
+
+@nb.njit(parallel=True, nogil=True, cache=True)
 def csr_times_sparse(indptr, indices, data, w_indptr, w_indices, w_data, n_cols):
     """``out = X_chunk @ W`` in float64 with W given as CSR (genes × columns).
 

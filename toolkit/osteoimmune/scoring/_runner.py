@@ -24,12 +24,14 @@ from ._base import GeneStats, ScoreContext, ScoringMethod
 from ._kernels import (
     DENSE_MAX_COLS,
     USED_MAX_SHARE,
+    count_nonfinite,
     csr_times_dense,
     csr_times_dense_used,
     csr_times_sparse,
     gene_counts_update,
     gene_native_sum_update,
     gene_stats_update,
+    mark_expressed,
     n_gene_ranges,
 )
 from ._source import Chunk, MatrixSource
@@ -50,7 +52,9 @@ class StatsAccumulator:
     level
         ``"full"`` (default): sums, sums of squares and non-zero counts; ``"sum"``: no
         sums of squares; ``"native"``: only the sums in the data's own precision (the
-        module score's gene means); ``"count"``: non-zero counts only. What is not
+        module score's gene means); ``"count"``: non-zero counts only; ``"expressed"``:
+        only whether each gene has a non-zero value (``nnz`` is 1 or 0; once every gene
+        has one, later rows are only checked for NaN and infinity). What is not
         accumulated is NaN in the result (non-zero counts: -1), so a method that reads it
         gets NaN rather than zeros.
 
@@ -61,7 +65,10 @@ class StatsAccumulator:
     row-order accumulation of the in-memory path.
     """
 
-    LEVELS = {"count": 0, "native": 0, "sum": 1, "full": 2}
+    LEVELS = {"expressed": 0, "count": 0, "native": 0, "sum": 1, "full": 2}
+    #: levels whose per-block results combine in any order (integers), so dask needs no
+    #: sequential fold
+    ORDER_FREE = ("count", "expressed")
 
     def __init__(self, n_vars: int, expm1: bool = False, level: str = "full") -> None:
         if level not in self.LEVELS:
@@ -74,6 +81,8 @@ class StatsAccumulator:
         self.estate = np.zeros((n_vars if expm1 else 1, 2))
         self.glob = np.array([0.0, 0.0, -np.inf, np.inf])
         self.native: np.ndarray | None = None  # level "native": data-precision sums
+        self.seen: np.ndarray | None = None  # level "expressed": genes with a value
+        self.n_unseen = n_vars
 
     def copy(self) -> StatsAccumulator:
         """Deep copy (dask tasks must not mutate their inputs)."""
@@ -91,11 +100,29 @@ class StatsAccumulator:
                                    n_gene_ranges(len(self.native)))
         elif self.level == "count" and not self.expm1:
             gene_counts_update(indptr, indices, data, self.state, self.glob)
+        elif self.level == "expressed" and not self.expm1:
+            self._update_expressed(indptr, indices, data)
         else:
             gene_stats_update(indptr, indices, data, self.state, self.LEVELS[self.level],
                               self.expm1, self.estate, self.glob,
                               n_gene_ranges(self.state.shape[0]))
         self.n_rows += len(indptr) - 1
+
+    def _update_expressed(self, indptr: np.ndarray, indices: np.ndarray,
+                          data: np.ndarray) -> None:
+        lo, hi = int(indptr[0]), int(indptr[-1])
+        if data.dtype.kind == "f":
+            width = data.dtype.itemsize * 8
+            bits = np.ascontiguousarray(data).view(f"uint{width}")
+            exp_mask = bits.dtype.type(0x7F800000 if width == 32 else 0x7FF0000000000000)
+            self.glob[0] += count_nonfinite(bits, lo, hi, exp_mask)
+        if self.n_unseen:
+            # until every gene has a value; a gene-filtered matrix gets there in its
+            # first rows, after which a chunk costs only the check above
+            if self.seen is None:
+                self.seen = np.zeros(self.state.shape[0], dtype=np.uint8)
+            self.n_unseen -= mark_expressed(indptr, indices, data, self.seen)
+            self.state[:, 2] = self.seen
 
     def result(self, n_obs: int, dtype: np.dtype) -> GeneStats:
         """The :class:`GeneStats` of all rows added.
@@ -122,6 +149,8 @@ class StatsAccumulator:
             st[:, 1] = np.nan
         s64 = np.ascontiguousarray(st[:, 0])
         nnz = st[:, 2].astype(np.int64)
+        if self.level == "expressed":
+            n_nz = -1  # flags, not counts
         if self.level == "native":
             native = (self.native.copy() if self.native is not None
                       else np.zeros(st.shape[0], dtype=np.float32 if np.dtype(dtype)
@@ -358,7 +387,8 @@ def assumed_stats(method: ScoringMethod, source: MatrixSource, ctx: ScoreContext
     """
     if not (source.is_lazy and method.needs_stats and not method.two_pass):
         return None
-    if source.kind == "dask" and (method.stats_level != "count" or method.needs_expm1):
+    if source.kind == "dask" and (method.stats_level not in StatsAccumulator.ORDER_FREE
+                                  or method.needs_expm1):
         return None  # other levels fold blocks in sequence: no shared read (_dask)
     assumed = method.assumed_stats(ctx.n_obs, ctx.n_vars)
     if assumed is None:

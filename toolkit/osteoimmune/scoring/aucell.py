@@ -69,7 +69,7 @@ class AUCell(ScoringMethod):
     name = "aucell"
     reference = "Aibar et al. 2017 Nat Methods, doi:10.1038/nmeth.4463; decoupler.mt.aucell"
     needs_stats = True
-    stats_level = "count"
+    stats_level = "expressed"
     accepts_counts = True
 
     def __init__(self, n_up: int | float | None = None) -> None:
