@@ -461,12 +461,14 @@ def test_aucell_one_pass_falls_back_exactly(small, filtered):
     assert got.attrs["params"]["passes_over_X"] == 1
 
 
-def test_aucell_one_pass_refuses_nan_past_the_first_chunk(filtered, tmp_path):
-    """One-pass AUCell counts the genes in the scoring pass; a NaN it meets there (beyond
-    the first chunk, which the input checks read) must still stop the call."""
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_aucell_one_pass_refuses_nan_past_the_first_chunk(filtered, tmp_path, dtype):
+    """One-pass AUCell checks the values in the scoring pass (float32: the kernel counts
+    NaN and infinity as it ranks; float64: the statistics do); a NaN it meets there
+    (beyond the first chunk, which the input checks read) must still stop the call."""
     adata, _, sigs = filtered
     bad = adata.copy()
-    X = bad.X.copy()
+    X = bad.X.astype(dtype)
     row = 400
     X.data[X.indptr[row] + 2] = np.nan
     bad.X = X

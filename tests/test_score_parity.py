@@ -204,6 +204,9 @@ def test_aucell_float32_kernel_equals_general_kernel(set_size):
     # rows whose values are all tied: the key buckets are crowded, so the kernel falls
     # back to scanning all keys or sorting
     X.data[X.indptr[20]:X.indptr[40]] = 1.0
+    # rows of distinct values: ranked through the buckets with (almost) no tie
+    cont = slice(X.indptr[40], X.indptr[80])
+    X.data[cont] = (rng.random(cont.stop - cont.start) + 0.01).astype(np.float32)
     kept = np.asarray((X != 0).sum(axis=0)).ravel() > 0
     n_kept = int(kept.sum())
     kept_pos = np.full(n_vars, -1, dtype=np.int64)
@@ -220,11 +223,20 @@ def test_aucell_float32_kernel_equals_general_kernel(set_size):
         ip = X.indptr.astype(np.int64)
         ref = aucell_chunk(ip, X.indices, X.data, kept_pos, perm_pos, n_kept, n_up, ptr,
                            genes, max_auc)
+        n_bad = np.zeros(1, dtype=np.int64)
         fast = aucell_chunk_f32(ip, X.indices, X.data, X.data.view(np.uint32), kept_pos,
                                 perm_pos, perm_gene, n_kept, n_up, ptr, genes, max_auc,
-                                *gene_codes(kept, perm_pos, ptr, genes))
+                                *gene_codes(kept, perm_pos, ptr, genes), n_bad)
         assert np.array_equal(ref, fast), n_up
+        assert n_bad[0] == 0
         assert ref.max() > 0
+    # the kernel counts NaN and infinite values as it reads them (for one-pass scoring)
+    bad = X.data.copy()
+    bad[[5, 900, X.nnz - 1]] = [np.nan, np.inf, -np.inf]
+    aucell_chunk_f32(ip, X.indices, bad, bad.view(np.uint32), kept_pos, perm_pos, perm_gene,
+                     n_kept, 30, ptr, genes, max_auc, *gene_codes(kept, perm_pos, ptr, genes),
+                     n_bad)
+    assert n_bad[0] == 3
 
 
 class _Linear:

@@ -122,6 +122,12 @@ class ScoringMethod:
         """Raw output for one chunk (rows × n_out). Linear methods need not override."""
         raise NotImplementedError
 
+    def score_chunk_counted(self, chunk: Chunk) -> tuple[np.ndarray, int | None]:
+        """:meth:`score_chunk` and the chunk's number of NaN and infinite values, when the
+        method's kernel counts them as it reads the values (one-pass scoring then need
+        not read them again for the check); None when it does not count them."""
+        return self.score_chunk(chunk), None
+
     def second_pass_chunk(self, chunk: Chunk, first: np.ndarray) -> None:
         """Consume a chunk in a second pass (two-pass methods)."""
 

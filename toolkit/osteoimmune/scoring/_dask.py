@@ -242,8 +242,9 @@ def _score_count_block(block, scorer: ChunkScorer, chunk_size: int, n_cols: int,
     acc = StatsAccumulator(n_cols, False, level)
     out = np.empty((block.shape[0], scorer.n_out), dtype=np.float64)
     for ch in _iter_block_chunks(block, chunk_size, n_cols, offset):
-        acc.update(ch.indptr, ch.indices, ch.data)
-        out[ch.start - offset:ch.stop - offset] = scorer(ch)
+        scores, n_bad = scorer.counted(ch)
+        acc.update(ch.indptr, ch.indices, ch.data, n_nonfinite=n_bad)
+        out[ch.start - offset:ch.stop - offset] = scores
     packed = np.empty((1, 1), dtype=object)
     packed[0, 0] = (out, _count_vector(acc))
     return packed

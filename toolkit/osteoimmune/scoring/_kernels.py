@@ -538,8 +538,11 @@ def _bucket_keys(keys, k, bucket, start, fill, grouped):
 
 @nb.njit(parallel=True, nogil=True, cache=True)
 def aucell_chunk_f32(indptr, indices, data, bits, kept_pos, perm_pos, perm_gene, n_kept,
-                     n_up, set_ptr, set_genes, max_auc, gene_code, gs_ptr, gs_set):
-    """:func:`aucell_chunk` for float32 data (``bits`` is ``data.view(np.uint32)``).
+                     n_up, set_ptr, set_genes, max_auc, gene_code, gs_ptr, gs_set,
+                     n_nonfinite):
+    """:func:`aucell_chunk` for float32 data (``bits`` is ``data.view(np.uint32)``);
+    also adds the chunk's NaN and infinite values to ``n_nonfinite[0]`` (one-pass
+    scoring then need not read the values again to check them).
 
     ``gene_code`` is ``2 * tie-break position + (gene is in a set)`` per gene, -1 for
     genes never expressed; ``gs_ptr``/``gs_set`` list the sets of each gene (CSR).
@@ -559,11 +562,13 @@ def aucell_chunk_f32(indptr, indices, data, bits, kept_pos, perm_pos, perm_gene,
     n_genes = kept_pos.shape[0]
     out = np.zeros((n_rows, n_sets), dtype=np.float64)
     n_blocks = (n_rows + _BLOCK - 1) // _BLOCK
-    for b in nb.prange(n_blocks):
+    bad = np.zeros(n_blocks, dtype=np.int64)
+    for blk in nb.prange(n_blocks):
         rank = np.zeros(n_genes, dtype=np.int64)
         acc = np.zeros(n_sets, dtype=np.float64)
+        n_bad = 0
         width = 16
-        for i in range(b * _BLOCK, min(n_rows, (b + 1) * _BLOCK)):
+        for i in range(blk * _BLOCK, min(n_rows, (blk + 1) * _BLOCK)):
             width = max(width, indptr[i + 1] - indptr[i])
         keys = np.empty(width, dtype=np.int64)
         member = np.empty(width, dtype=np.int64)
@@ -571,19 +576,22 @@ def aucell_chunk_f32(indptr, indices, data, bits, kept_pos, perm_pos, perm_gene,
         grouped = np.empty(width, dtype=np.int64)
         start = np.empty(_N_BUCKETS + 1, dtype=np.int64)
         fill = np.empty(_N_BUCKETS, dtype=np.int64)
-        for i in range(b * _BLOCK, min(n_rows, (b + 1) * _BLOCK)):
+        for i in range(blk * _BLOCK, min(n_rows, (blk + 1) * _BLOCK)):
             p0, p1 = indptr[i], indptr[i + 1]
             k = 0
             n_pos = 0
             n_member = 0
             for p in range(p0, p1):
                 x = data[p]
+                u = bits[p]
+                # exponent bits all set: NaN or infinity
+                n_bad += (u & np.uint32(0x7F800000)) == np.uint32(0x7F800000)
                 code = gene_code[indices[p]]
                 if x == 0 or code < 0:
                     continue
                 # ascending-order integer of the float (sign-magnitude to two's
                 # complement), negated: smaller key = larger value
-                v = np.int64(np.int32(bits[p]))
+                v = np.int64(np.int32(u))
                 v ^= (v >> 63) & 0x7FFFFFFF
                 keys[k] = ((-v) << 32) | (code >> 1)
                 member[n_member] = k
@@ -639,6 +647,8 @@ def aucell_chunk_f32(indptr, indices, data, bits, kept_pos, perm_pos, perm_gene,
                         kept_pos, set_ptr, set_genes, max_auc)
             for r in range(k):
                 rank[perm_gene[sk[r] & 0xFFFFFFFF]] = 0
+        bad[blk] = n_bad
+    n_nonfinite[0] += bad.sum()
     return out
 
 

@@ -91,8 +91,14 @@ class StatsAccumulator:
                              for k, v in self.__dict__.items()})
         return new
 
-    def update(self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray) -> None:
-        """Add the rows of one CSR chunk (rows must come in order, sorted within)."""
+    def update(self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
+               n_nonfinite: int | None = None) -> None:
+        """Add the rows of one CSR chunk (rows must come in order, sorted within).
+
+        ``n_nonfinite``: the chunk's NaN and infinite values, when a scoring kernel has
+        already counted them; level ``"expressed"`` then does not count them again (the
+        other levels count them as they sum, and ignore it).
+        """
         if self.level == "native" and not self.expm1:
             if self.native is None:
                 self.native = np.zeros(self.state.shape[0], dtype=data.dtype)
@@ -101,7 +107,7 @@ class StatsAccumulator:
         elif self.level == "count" and not self.expm1:
             gene_counts_update(indptr, indices, data, self.state, self.glob)
         elif self.level == "expressed" and not self.expm1:
-            self._update_expressed(indptr, indices, data)
+            self._update_expressed(indptr, indices, data, n_nonfinite)
         else:
             gene_stats_update(indptr, indices, data, self.state, self.LEVELS[self.level],
                               self.expm1, self.estate, self.glob,
@@ -109,9 +115,11 @@ class StatsAccumulator:
         self.n_rows += len(indptr) - 1
 
     def _update_expressed(self, indptr: np.ndarray, indices: np.ndarray,
-                          data: np.ndarray) -> None:
+                          data: np.ndarray, n_nonfinite: int | None) -> None:
         lo, hi = int(indptr[0]), int(indptr[-1])
-        if data.dtype.kind == "f":
+        if n_nonfinite is not None:
+            self.glob[0] += n_nonfinite
+        elif data.dtype.kind == "f":
             width = data.dtype.itemsize * 8
             bits = np.ascontiguousarray(data).view(f"uint{width}")
             exp_mask = bits.dtype.type(0x7F800000 if width == 32 else 0x7FF0000000000000)
@@ -270,6 +278,13 @@ class ChunkScorer:
                 self.used_of[used] = np.arange(used.size)
                 self.w_used = np.ascontiguousarray(self.w_dense[used])
                 self.w_dense = None
+
+    def counted(self, ch: Chunk) -> tuple[np.ndarray, int | None]:
+        """The output and, when the method's kernel counts them, the chunk's NaN and
+        infinite values (:meth:`ScoringMethod.score_chunk_counted`), else None."""
+        if self.linear:
+            return self(ch), None
+        return self.method.score_chunk_counted(ch)
 
     def __call__(self, ch: Chunk) -> np.ndarray:
         if self.linear:
@@ -474,10 +489,13 @@ def stream_passes(method: ScoringMethod, source: MatrixSource, chunk_size: int,
         for ch in it:
             if p == 0:
                 if acc is not None:
-                    acc.update(ch.indptr, ch.indices, ch.data)
+                    scores, n_bad = scorer.counted(ch)
+                    acc.update(ch.indptr, ch.indices, ch.data, n_nonfinite=n_bad)
+                else:
+                    scores = scorer(ch)
                 if check_finite:
                     n_nonfinite += int(ch.data.size - np.count_nonzero(np.isfinite(ch.data)))
-                raw[ch.start:ch.stop] = scorer(ch)
+                raw[ch.start:ch.stop] = scores
             else:
                 method.second_pass_chunk(ch, raw[ch.start:ch.stop])
         if n_nonfinite:

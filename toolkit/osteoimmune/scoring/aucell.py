@@ -120,15 +120,20 @@ class AUCell(ScoringMethod):
         return list(self._names)
 
     def score_chunk(self, chunk: Chunk) -> np.ndarray:
+        return self.score_chunk_counted(chunk)[0]
+
+    def score_chunk_counted(self, chunk: Chunk) -> tuple[np.ndarray, int | None]:
         if chunk.data.dtype == np.float32 and self._n_kept < 2**32:
-            return aucell_chunk_f32(chunk.indptr, chunk.indices, chunk.data,
-                                    chunk.data.view(np.uint32), self._kept_pos, self._perm_pos,
-                                    self._perm_gene, self._n_kept, self.n_up, self._ptr,
-                                    self._genes, self._max_auc, self._gene_code,
-                                    self._gs_ptr, self._gs_set)
+            n_nonfinite = np.zeros(1, dtype=np.int64)
+            out = aucell_chunk_f32(chunk.indptr, chunk.indices, chunk.data,
+                                   chunk.data.view(np.uint32), self._kept_pos, self._perm_pos,
+                                   self._perm_gene, self._n_kept, self.n_up, self._ptr,
+                                   self._genes, self._max_auc, self._gene_code,
+                                   self._gs_ptr, self._gs_set, n_nonfinite)
+            return out, int(n_nonfinite[0])
         return aucell_chunk(chunk.indptr, chunk.indices, chunk.data, self._kept_pos,
                             self._perm_pos, self._n_kept, self.n_up, self._ptr, self._genes,
-                            self._max_auc)
+                            self._max_auc), None
 
     def assumed_stats(self, n_obs: int, n_vars: int) -> GeneStats:
         """Every gene expressed somewhere: true of any gene-filtered data set."""
