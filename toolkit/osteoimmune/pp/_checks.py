@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba as nb
 import numpy as np
 
 
@@ -30,6 +31,24 @@ class ScaleReport:
         return self.kind == "log_intensity"
 
 
+@nb.njit(nogil=True, cache=True)
+def _value_summary(data):
+    """Finite non-zero values of ``data``: their number, how many are whole numbers,
+    their maximum and minimum (one pass, no copy)."""
+    n = 0
+    n_int = 0
+    vmax = -np.inf
+    vmin = np.inf
+    for p in range(data.shape[0]):
+        x = np.float64(data[p])
+        if np.isfinite(x) and x != 0:
+            n += 1
+            n_int += x == np.floor(x)
+            vmax = max(vmax, x)
+            vmin = min(vmin, x)
+    return n, n_int, vmax, vmin
+
+
 def detect_scale(data: np.ndarray, n_rows: int, n_cols: int) -> ScaleReport:
     """Classify the scale of expression values from the stored values of ``n_rows`` rows.
 
@@ -40,14 +59,16 @@ def detect_scale(data: np.ndarray, n_rows: int, n_cols: int) -> ScaleReport:
     n_rows, n_cols
         Size of the block they come from (to compute the fraction of zeros).
     """
-    vals = np.asarray(data, dtype=np.float64)
-    vals = vals[np.isfinite(vals) & (vals != 0)]
+    vals = np.asarray(data).ravel()
+    if vals.dtype.kind not in "fiu":
+        vals = vals.astype(np.float64)
+    n, n_int, vmax, vmin = _value_summary(vals)
     total = max(n_rows * n_cols, 1)
-    if vals.size == 0:
+    if n == 0:
         return ScaleReport("empty", 0.0, 0.0, 1.0, 1.0, n_rows)
-    zero_frac = 1.0 - vals.size / total
-    int_frac = float(np.mean(vals == np.round(vals)))
-    vmax, vmin = float(vals.max()), float(vals.min())
+    zero_frac = 1.0 - n / total
+    int_frac = n_int / n
+    vmax, vmin = float(vmax), float(vmin)
     if vmin < 0:
         kind = "scaled"
     elif int_frac == 1.0 and vmax > 1:
