@@ -176,7 +176,7 @@ def gene_counts_update(indptr, indices, data, state, glob):
 def count_nonfinite(bits, lo, hi, exp_mask):
     """Number of NaN or infinite values in ``bits[lo:hi]``, the float data viewed as
     unsigned integers of the same width (``exp_mask``: the exponent bits, all set for
-    NaN and infinity). Integer operations only, so the loop vectorises."""
+    NaN and infinity): integer operations only, no float comparison."""
     n = hi - lo
     n_parts = max(1, min(8, n // 65536))
     part = np.zeros(n_parts, dtype=np.int64)

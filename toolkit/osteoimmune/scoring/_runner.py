@@ -130,11 +130,14 @@ class StatsAccumulator:
         lo, hi = int(indptr[0]), int(indptr[-1])
         if n_nonfinite is not None:
             self.glob[0] += n_nonfinite
-        elif data.dtype.kind == "f":
-            width = data.dtype.itemsize * 8
-            bits = np.ascontiguousarray(data).view(f"uint{width}")
-            exp_mask = bits.dtype.type(0x7F800000 if width == 32 else 0x7FF0000000000000)
+        elif data.dtype in (np.float32, np.float64):
+            # NaN and infinity have every exponent bit set
+            uint, exp_mask = ((np.uint32, np.uint32(0x7F800000)) if data.dtype == np.float32
+                              else (np.uint64, np.uint64(0x7FF0000000000000)))
+            bits = np.ascontiguousarray(data).view(uint)
             self.glob[0] += count_nonfinite(bits, lo, hi, exp_mask)
+        elif data.dtype.kind == "f":
+            self.glob[0] += int(np.count_nonzero(~np.isfinite(data[lo:hi])))
         if self.n_unseen:
             # until every gene has a value; a gene-filtered matrix gets there in its
             # first rows, after which a chunk costs only the check above
