@@ -40,6 +40,23 @@ __all__ = ["ChunkScorer", "StatsAccumulator", "assumed_stats", "compute_gene_sta
            "gather_stats", "one_pass", "run_method", "stream_passes"]
 
 
+def nonfinite_values(data: np.ndarray, lo: int = 0, hi: int | None = None) -> int:
+    """Number of NaN and infinite values in ``data[lo:hi]``.
+
+    float32 and float64 (what chunks hold) are checked on their bit patterns, where NaN
+    and infinity have every exponent bit set: one pass, no temporary mask.
+    """
+    hi = data.shape[0] if hi is None else hi
+    if data.dtype == np.float32:
+        bits, exp_mask = np.ascontiguousarray(data).view(np.uint32), np.uint32(0x7F800000)
+    elif data.dtype == np.float64:
+        bits = np.ascontiguousarray(data).view(np.uint64)
+        exp_mask = np.uint64(0x7FF0000000000000)
+    else:
+        return int(np.count_nonzero(~np.isfinite(data[lo:hi])))
+    return int(count_nonfinite(bits, lo, hi, exp_mask))
+
+
 class StatsAccumulator:
     """Running per-gene sums over rows consumed in row order.
 
@@ -127,17 +144,9 @@ class StatsAccumulator:
 
     def _update_expressed(self, indptr: np.ndarray, indices: np.ndarray,
                           data: np.ndarray, n_nonfinite: int | None) -> None:
-        lo, hi = int(indptr[0]), int(indptr[-1])
-        if n_nonfinite is not None:
-            self.glob[0] += n_nonfinite
-        elif data.dtype in (np.float32, np.float64):
-            # NaN and infinity have every exponent bit set
-            uint, exp_mask = ((np.uint32, np.uint32(0x7F800000)) if data.dtype == np.float32
-                              else (np.uint64, np.uint64(0x7FF0000000000000)))
-            bits = np.ascontiguousarray(data).view(uint)
-            self.glob[0] += count_nonfinite(bits, lo, hi, exp_mask)
-        elif data.dtype.kind == "f":
-            self.glob[0] += int(np.count_nonzero(~np.isfinite(data[lo:hi])))
+        if n_nonfinite is None:
+            n_nonfinite = nonfinite_values(data, int(indptr[0]), int(indptr[-1]))
+        self.glob[0] += n_nonfinite
         if self.n_unseen:
             # until every gene has a value; a gene-filtered matrix gets there in its
             # first rows, after which a chunk costs only the check above
@@ -512,7 +521,7 @@ def stream_passes(method: ScoringMethod, source: MatrixSource, chunk_size: int,
                 else:
                     scores = scorer(ch)
                 if check_finite:
-                    n_nonfinite += int(ch.data.size - np.count_nonzero(np.isfinite(ch.data)))
+                    n_nonfinite += nonfinite_values(ch.data)
                 raw[ch.start:ch.stop] = scores
             else:
                 method.second_pass_chunk(ch, raw[ch.start:ch.stop])
