@@ -221,3 +221,85 @@ def test_userblock_file_reads_true_values(files, tmp_path):
             assert np.array_equal(ch.data, block.data)
     finally:
         b.file.close()
+
+
+def _write_unsorted(path, X):
+    """A contiguous CSR .h5ad whose rows store their columns in descending order."""
+    ip = X.indptr
+    order = np.concatenate([np.arange(ip[i + 1] - 1, ip[i] - 1, -1)
+                            for i in range(X.shape[0])]).astype(np.int64)
+    with h5py.File(path, "w") as f:
+        g = f.create_group("X")
+        g.attrs.update({"encoding-type": "csr_matrix", "encoding-version": "0.1.0",
+                        "shape": X.shape})
+        g.create_dataset("data", data=X.data[order])
+        g.create_dataset("indices", data=X.indices[order])
+        g.create_dataset("indptr", data=ip.astype(np.int64))
+        ad.io.write_elem(f, "obs", pd.DataFrame(index=[f"c{i}" for i in range(N_OBS)]))
+        ad.io.write_elem(f, "var", pd.DataFrame(index=[f"G{j}" for j in range(N_VARS)]))
+
+
+@pytest.mark.parametrize("stored", ["sorted", "unsorted"])
+def test_sorted_columns_are_checked_once_per_source(files, tmp_path, monkeypatch, stored):
+    """A second pass over a mapped file skips the check that rows are sorted (the module
+    score reads the file twice); rows stored unsorted are sorted (copied) on every pass,
+    never remembered as checked."""
+    X, d = files
+    path = d / "contiguous.h5ad"
+    if stored == "unsorted":
+        path = tmp_path / "unsorted.h5ad"
+        _write_unsorted(path, X)
+    calls = []
+    real = _source._sorted_csr
+
+    def counted(*args):
+        calls.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(_source, "_sorted_csr", counted)
+    b = ad.read_h5ad(path, backed="r")
+    try:
+        src = MatrixSource(b.X)
+        assert src._maps() is not None
+        n_grid = -(-N_OBS // 400)
+        for p in range(2):
+            calls.clear()
+            seen = 0
+            for ch in src.iter_chunks(400, reuse_buffers=True, split=True):
+                block = X[ch.start:ch.stop]
+                assert np.array_equal(ch.indptr, block.indptr)
+                assert np.array_equal(ch.indices, block.indices)
+                assert np.array_equal(ch.data, block.data)
+                assert isinstance(_root(ch.data), mmap.mmap) == (stored == "sorted")
+                seen = ch.stop
+            assert seen == N_OBS
+            expected = n_grid if (p == 0 or stored == "unsorted") else 0
+            assert len(calls) == expected, (p, len(calls))
+    finally:
+        b.file.close()
+
+
+def test_will_need_covers_the_range_in_steps(monkeypatch):
+    """Readahead requests tile a range's pages, each at most ``WILL_NEED_STEP`` bytes
+    (Linux caps one request), across a break between two runs of the storage."""
+    calls = []
+
+    class FakeMap(bytearray):
+        def madvise(self, flag, start, length):
+            calls.append((flag, start, length))
+
+    page = _source._MappedDataset.PAGE
+    mm = FakeMap(64 * page)
+    # two runs: elements 0-999 at byte 100, elements 1000-1999 at byte 40 pages
+    md = _source._MappedDataset(mm, np.float32, 2000, np.array([0, 1000, 2000]),
+                                np.array([100, 40 * page]))
+    monkeypatch.setattr(_source._MappedDataset, "WILL_NEED_STEP", 3 * page)
+    md.will_need(10, 1990)
+    assert all(flag == mmap.MADV_WILLNEED and start % page == 0 and length <= 3 * page
+               for flag, start, length in calls)
+    covered = set()
+    for _, start, length in calls:
+        covered.update(range(start, start + length))
+    first = set(range(100 + 10 * 4 - (100 + 10 * 4) % page, 100 + 1000 * 4))
+    second = set(range(40 * page, 40 * page + 990 * 4))
+    assert first | second == covered
