@@ -440,8 +440,9 @@ class MatrixSource:
 
     def _checked_view(self, c: Chunk) -> Chunk:
         """A chunk of views of the memory maps, its rows checked for sorted columns once
-        per source: a later pass over the same rows (the read-only file cannot change
-        under the map) skips the check, a read of every stored column index."""
+        per source: a later pass over the same rows of the file (opened read-only) skips
+        the check, a read of every stored column index. Rows stored unsorted are sorted
+        on a copy at every pass."""
         span = (c.start, c.stop)
         if span in self._sorted_spans:
             return c
