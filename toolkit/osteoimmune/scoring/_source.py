@@ -613,7 +613,8 @@ class MatrixSource:
             # same buffer) has been consumed; the reader first drops chunk k - 1's
             # mapped pages (unmapping 120 MB costs about 3 ms: off the scoring thread).
             def release_then_read(k: int) -> list[Chunk]:
-                release(k - 1)
+                if k > 0:
+                    release(k - 1)
                 return read(k + 1)
 
             with ThreadPoolExecutor(max_workers=1,
@@ -623,8 +624,7 @@ class MatrixSource:
                     pieces = fut.result()
                     last = k
                     if k + 1 < len(starts):
-                        fut = pool.submit(release_then_read, k) if k > 0 else \
-                            pool.submit(read, 1)
+                        fut = pool.submit(release_then_read, k)
                         last = k + 1
                     elif k > 0:
                         release(k - 1)
