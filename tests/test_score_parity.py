@@ -187,7 +187,8 @@ def test_aucell_float32_kernel_equals_general_kernel(set_size):
     """The float32 kernel ranks set genes by counting smaller keys (through key buckets,
     or a scan of all keys when few genes are in sets or the buckets are crowded by ties)
     and sorts the row otherwise; all must equal the general kernel, ties (repeated
-    values), all-tied rows, negative values and rows where zeros reach the top included."""
+    values), all-tied rows, negative values, stored zeros, genes never expressed and rows
+    where zeros reach the top included."""
     from osteoimmune.scoring._kernels import aucell_chunk, aucell_chunk_f32
     from osteoimmune.scoring.aucell import gene_codes
 
@@ -207,7 +208,14 @@ def test_aucell_float32_kernel_equals_general_kernel(set_size):
     # rows of distinct values: ranked through the buckets with (almost) no tie
     cont = slice(X.indptr[40], X.indptr[80])
     X.data[cont] = (rng.random(cont.stop - cont.start) + 0.01).astype(np.float32)
+    # stored zeros (kept in the structure), one gene stored only as zeros (never
+    # expressed): the kernel keys such rows again without those entries
+    some = slice(X.indptr[80], X.indptr[120])
+    X.data[some][rng.random(some.stop - some.start) < 0.1] = 0.0
+    X.data[X.indices == 7] = 0.0
+    assert (X.data == 0).sum() > 100 and X.nnz > (X != 0).nnz
     kept = np.asarray((X != 0).sum(axis=0)).ravel() > 0
+    assert not kept[7]
     n_kept = int(kept.sum())
     kept_pos = np.full(n_vars, -1, dtype=np.int64)
     kept_pos[kept] = np.arange(n_kept)

@@ -508,32 +508,78 @@ _N_BUCKETS = 1024
 
 
 @nb.njit(inline="always")
-def _bucket_keys(keys, k, bucket, start, fill, grouped):
-    """Counting sort of ``keys[:k]`` into ``_N_BUCKETS`` buckets of consecutive key
-    ranges (the keys' top bits above the row's smallest key): ``bucket[e]`` is key e's
-    bucket, ``grouped[start[b]:start[b + 1]]`` holds bucket b's keys, so a key's rank is
-    ``start[b]`` plus the smaller keys of its own bucket. Integers: exact."""
-    kmin = keys[0]
-    kmax = keys[0]
-    for e in range(1, k):
-        kmin = min(kmin, keys[e])
-        kmax = max(kmax, keys[e])
+def _bucket_keys(keys, k, kmin, kmax, bucket, start, fill, grouped):
+    """Counting sort of ``keys[:k]`` (smallest ``kmin``, largest ``kmax``) into
+    ``_N_BUCKETS`` buckets of consecutive key ranges (the keys' top bits above
+    ``kmin``): ``bucket[e]`` is key e's bucket, ``grouped[start[b]:start[b + 1]]`` holds
+    bucket b's keys, so a key's rank is ``start[b]`` plus the smaller keys of its own
+    bucket. Integers: exact.
+
+    Each step is a loop of its own (the bucket numbers first, vectorised; then the
+    counts; then the placement): measured 1.3 against 2.0 µs per row of 1,500 keys.
+    """
     span = np.uint64(kmax) - np.uint64(kmin)  # no overflow: unsigned difference
     shift = np.uint64(0)
     while (span >> shift) >= _N_BUCKETS:
         shift += np.uint64(1)
+    kk = keys[:k]
+    bk = bucket[:k]
+    for e in range(k):
+        bk[e] = np.int64((np.uint64(kk[e]) - np.uint64(kmin)) >> shift)
     start[:] = 0
     for e in range(k):
-        b = np.int64((np.uint64(keys[e]) - np.uint64(kmin)) >> shift)
-        bucket[e] = b
-        start[b + 1] += 1
+        start[bk[e] + 1] += 1
     for b in range(_N_BUCKETS):
         start[b + 1] += start[b]
         fill[b] = start[b]
     for e in range(k):
-        b = bucket[e]
-        grouped[fill[b]] = keys[e]
+        b = bk[e]
+        grouped[fill[b]] = kk[e]
         fill[b] += 1
+
+
+@nb.njit(inline="always")
+def _aucell_row_keys(bits, indices, p0, p1, gene_code, keys, codes):
+    """Keys of row ``p0:p1`` for the float32 AUCell kernel, in storage order.
+
+    ``key = (-ascending integer of the float) << 32 | gene_code``: the high half orders
+    the values (descending), the low half (``2 * tie-break position + set flag``) breaks
+    ties. Branch-free over the row's slices, in two loops (the codes gathered first, then
+    the keys with their counts), so that LLVM vectorises both: measured 2.1 against 6.3
+    µs per row of 1,500 values for the single loop that skipped zeros as it went.
+
+    Returns ``(kmin, kmax, n_neg, n_skip, n_bad)``: the smallest and largest key, the
+    values with the sign bit set, the values that this pass cannot rank (zero, a gene
+    never expressed, NaN or infinity: the caller re-reads such a row) and the NaN or
+    infinite values.
+    """
+    k = p1 - p0
+    bb = bits[p0:p1]
+    ii = indices[p0:p1]
+    kk = keys[:k]
+    cc = codes[:k]
+    for e in range(k):
+        cc[e] = gene_code[ii[e]]
+    kmin = np.int64(0x7FFFFFFFFFFFFFFF)
+    kmax = np.int64(-0x7FFFFFFFFFFFFFFF - 1)
+    n_neg = 0
+    n_skip = 0
+    n_bad = 0
+    for e in range(k):
+        s = np.int64(np.int32(bb[e]))
+        # ascending-order integer of the float (sign-magnitude to two's complement)
+        v = s ^ ((s >> 63) & 0x7FFFFFFF)
+        c = np.int64(cc[e])
+        key = ((-v) << 32) | c
+        kk[e] = key
+        kmin = min(kmin, key)
+        kmax = max(kmax, key)
+        mag = s & 0x7FFFFFFF
+        bad = mag >= 0x7F800000  # exponent bits all set: NaN or infinity
+        n_neg += s < 0
+        n_skip += (mag == 0) | (c < 0) | bad
+        n_bad += bad
+    return kmin, kmax, n_neg, n_skip, n_bad
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)
@@ -548,14 +594,16 @@ def aucell_chunk_f32(indptr, indices, data, bits, kept_pos, perm_pos, perm_gene,
     genes never expressed; ``gs_ptr``/``gs_set`` list the sets of each gene (CSR).
 
     Each stored value gets a unique signed 64-bit key: the high half orders the values
-    (descending), the low half is the tie-break position, so a gene's ordinal rank is one
-    plus the number of smaller keys. When zeros cannot reach the top ``n_up`` ranks, only
-    the row's set genes are ranked, each by counting the smaller keys, and each adds
-    ``n_up - rank`` to its sets: through buckets of the keys (:func:`_bucket_keys`: all
-    keys of the lower buckets, then a scan of its own) when the buckets are not crowded
-    by ties, else by a vectorised scan of all keys when few genes are in sets; otherwise
-    the row's keys are sorted once. All give the same ranks, and the sums are of
-    integers, so they are exact in any order.
+    (descending), the low half is the gene's code (tie-break position, then set flag), so
+    a gene's ordinal rank is one plus the number of smaller keys. A row holding a zero, a
+    gene never expressed or a non-finite value is keyed again without those entries
+    (:func:`_aucell_row_keys` keys whole rows, without a branch). When zeros cannot reach
+    the top ``n_up`` ranks, only the row's set genes are ranked, each by counting the
+    smaller keys, and each adds ``n_up - rank`` to its sets: through buckets of the keys
+    (:func:`_bucket_keys`: all keys of the lower buckets, then a scan of its own) when
+    the buckets are not crowded by ties, else by a scan of all keys when few genes are in
+    sets; otherwise the row's keys are sorted once. All give the same ranks, and the sums
+    are of integers, so they are exact in any order.
     """
     n_rows = indptr.shape[0] - 1
     n_sets = set_ptr.shape[0] - 1
@@ -564,13 +612,17 @@ def aucell_chunk_f32(indptr, indices, data, bits, kept_pos, perm_pos, perm_gene,
     n_blocks = (n_rows + _BLOCK - 1) // _BLOCK
     bad = np.zeros(n_blocks, dtype=np.int64)
     for blk in nb.prange(n_blocks):
-        rank = np.zeros(n_genes, dtype=np.int64)
+        # per-gene ranks, needed only by rows that sort all their keys: allocated at the
+        # first such row (zeroing a genes-long table for every block of rows cleared
+        # about 2.5 GB of pages per 10^6 rows)
+        rank = np.zeros(0, dtype=np.int64)
         acc = np.zeros(n_sets, dtype=np.float64)
         n_bad = 0
         width = 16
         for i in range(blk * _BLOCK, min(n_rows, (blk + 1) * _BLOCK)):
             width = max(width, indptr[i + 1] - indptr[i])
         keys = np.empty(width, dtype=np.int64)
+        codes = np.empty(width, dtype=np.int64)
         member = np.empty(width, dtype=np.int64)
         bucket = np.empty(width, dtype=np.int64)
         grouped = np.empty(width, dtype=np.int64)
@@ -578,26 +630,32 @@ def aucell_chunk_f32(indptr, indices, data, bits, kept_pos, perm_pos, perm_gene,
         fill = np.empty(_N_BUCKETS, dtype=np.int64)
         for i in range(blk * _BLOCK, min(n_rows, (blk + 1) * _BLOCK)):
             p0, p1 = indptr[i], indptr[i + 1]
-            k = 0
-            n_pos = 0
+            kmin, kmax, n_neg, n_skip, row_bad = _aucell_row_keys(
+                bits, indices, p0, p1, gene_code, keys, codes)
+            n_bad += row_bad
+            k = p1 - p0
+            n_pos = k - n_neg
+            if n_skip > 0:
+                # leave out zeros and genes never expressed; rank what remains
+                k = 0
+                n_pos = 0
+                for p in range(p0, p1):
+                    x = data[p]
+                    code = np.int64(gene_code[indices[p]])
+                    if x == 0 or code < 0:
+                        continue
+                    v = np.int64(np.int32(bits[p]))
+                    v ^= (v >> 63) & 0x7FFFFFFF
+                    key = ((-v) << 32) | code
+                    keys[k] = key
+                    kmin = key if k == 0 else min(kmin, key)
+                    kmax = key if k == 0 else max(kmax, key)
+                    n_pos += x > 0
+                    k += 1
             n_member = 0
-            for p in range(p0, p1):
-                x = data[p]
-                u = bits[p]
-                # exponent bits all set: NaN or infinity
-                n_bad += (u & np.uint32(0x7F800000)) == np.uint32(0x7F800000)
-                code = gene_code[indices[p]]
-                if x == 0 or code < 0:
-                    continue
-                # ascending-order integer of the float (sign-magnitude to two's
-                # complement), negated: smaller key = larger value
-                v = np.int64(np.int32(u))
-                v ^= (v >> 63) & 0x7FFFFFFF
-                keys[k] = ((-v) << 32) | (code >> 1)
-                member[n_member] = k
-                n_member += code & 1
-                n_pos += x > 0
-                k += 1
+            for e in range(k):
+                member[n_member] = e
+                n_member += keys[e] & 1
             n_zero = n_kept - k
             zeros_matter = n_pos + 1 < n_up
             log2k = 1
@@ -605,7 +663,7 @@ def aucell_chunk_f32(indptr, indices, data, bits, kept_pos, perm_pos, perm_gene,
                 log2k += 1
             bucketed = False
             if not zeros_matter and n_member >= _BUCKET_MIN_MEMBERS and k >= _BUCKET_MIN_KEYS:
-                _bucket_keys(keys, k, bucket, start, fill, grouped)
+                _bucket_keys(keys, k, kmin, kmax, bucket, start, fill, grouped)
                 work = 0  # keys the set genes will be compared with (many ties: many)
                 for t in range(n_member):
                     b = bucket[member[t]]
@@ -628,25 +686,27 @@ def aucell_chunk_f32(indptr, indices, data, bits, kept_pos, perm_pos, perm_gene,
                             r += keys[e] < kg
                     r = r + 1 if r < n_pos else n_zero + r + 1
                     if r < n_up:
-                        g = perm_gene[kg & 0xFFFFFFFF]
+                        g = perm_gene[(kg & 0xFFFFFFFF) >> 1]
                         for q in range(gs_ptr[g], gs_ptr[g + 1]):
                             acc[gs_set[q]] += n_up - r
                 for s in range(n_sets):
                     out[i, s] = acc[s] / max_auc[s]
                 continue
             sk = np.sort(keys[:k])
+            if rank.shape[0] == 0:
+                rank = np.zeros(n_genes, dtype=np.int64)
             for r in range(k):
-                g = perm_gene[sk[r] & 0xFFFFFFFF]
+                g = perm_gene[(sk[r] & 0xFFFFFFFF) >> 1]
                 rank[g] = r + 1 if r < n_pos else n_zero + r + 1
             sorted_gp = np.empty(k if zeros_matter else 0, dtype=np.int64)
             if zeros_matter:
                 for e in range(k):
-                    sorted_gp[e] = keys[e] & 0xFFFFFFFF
+                    sorted_gp[e] = (keys[e] & 0xFFFFFFFF) >> 1
                 sorted_gp = np.sort(sorted_gp)
             _aucell_row(out, i, rank, zeros_matter, sorted_gp, k, n_pos, n_up, perm_pos,
                         kept_pos, set_ptr, set_genes, max_auc)
             for r in range(k):
-                rank[perm_gene[sk[r] & 0xFFFFFFFF]] = 0
+                rank[perm_gene[(sk[r] & 0xFFFFFFFF) >> 1]] = 0
         bad[blk] = n_bad
     n_nonfinite[0] += bad.sum()
     return out

@@ -123,7 +123,7 @@ class AUCell(ScoringMethod):
         return self.score_chunk_counted(chunk)[0]
 
     def score_chunk_counted(self, chunk: Chunk) -> tuple[np.ndarray, int | None]:
-        if chunk.data.dtype == np.float32 and self._n_kept < 2**32:
+        if chunk.data.dtype == np.float32 and self._n_kept < 2**31:
             n_nonfinite = np.zeros(1, dtype=np.int64)
             out = aucell_chunk_f32(chunk.indptr, chunk.indices, chunk.data,
                                    chunk.data.view(np.uint32), self._kept_pos, self._perm_pos,
