@@ -132,12 +132,16 @@ def gene_native_sum_update(indptr, indices, data, native, glob, n_ranges):
         n_bad = 0
         for i in range(n_rows):
             p0, p1 = _range_span(indptr, indices, i, g0, g1, n_vars)
-            for p in range(p0, p1):
+            # over slices of the row: measured 1.45 against 2.0 µs per row of 1,500
+            # values (2 threads) for indexing the whole arrays
+            dd = data[p0:p1]
+            ii = indices[p0:p1]
+            for e in range(p1 - p0):
                 # no branch: a stored zero adds nothing to a sum that starts at +0, and
                 # a non-finite value, counted here, makes the caller refuse the data
-                x = data[p]
+                x = dd[e]
                 n_bad += not np.isfinite(x)
-                j = indices[p]
+                j = ii[e]
                 native[j] = native[j] + x
         bad[r] = n_bad
     for r in range(n_ranges):
@@ -170,6 +174,21 @@ def gene_counts_update(indptr, indices, data, state, glob):
         glob[0] += bad[t]
         for j in range(n_vars):
             state[j, 2] += counts[t, j]
+
+
+@nb.njit(parallel=True, nogil=True, cache=True)
+def zero_fill(flat):
+    """Write zeros over the 1-D ``flat`` from all threads, in blocks.
+
+    The first write to freshly allocated memory faults its pages in; on the benchmark's
+    virtual machine that cost 1.7 s for the 160 MB result of 10^6 observations × 20
+    signatures when the main thread filled it chunk by chunk (0.02 s once the pages were
+    in). Faulting them in from every thread splits that time between the cores.
+    """
+    n = flat.shape[0]
+    n_parts = max(1, min(64, n // 65536))
+    for t in nb.prange(n_parts):
+        flat[(n * t) // n_parts:(n * (t + 1)) // n_parts] = 0.0
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)

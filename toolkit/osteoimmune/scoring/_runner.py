@@ -33,6 +33,7 @@ from ._kernels import (
     gene_stats_update,
     mark_expressed,
     n_gene_ranges,
+    zero_fill,
 )
 from ._source import Chunk, MatrixSource
 
@@ -501,6 +502,10 @@ def stream_passes(method: ScoringMethod, source: MatrixSource, chunk_size: int,
     """
     n_obs = source.shape[0]
     raw = np.empty((n_obs, method.n_out()), dtype=np.float64)
+    if source.is_lazy:
+        # fault the result's pages in from every thread now, not from this thread as
+        # each chunk's scores are copied in (zero_fill: 0.85 against 1.7 s at 10^6 × 20)
+        zero_fill(raw.reshape(-1))
     scorer = ChunkScorer(method)
     passes = 2 if method.two_pass else 1
     # methods that skip the gene-statistics pass (rank methods) check the values here
