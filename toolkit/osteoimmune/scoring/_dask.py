@@ -39,7 +39,13 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ._base import GeneStats, ScoreContext, ScoringMethod
-from ._runner import ChunkScorer, StatsAccumulator, gather_stats, stream_passes
+from ._runner import (
+    ChunkScorer,
+    StatsAccumulator,
+    empty_small_pages,
+    gather_stats,
+    stream_passes,
+)
 from ._source import Chunk, MatrixSource
 
 __all__ = ["dask_gene_stats", "dask_one_pass", "run_method_dask", "score_dask_array"]
@@ -226,7 +232,7 @@ def dask_one_pass(method: ScoringMethod, source: MatrixSource, chunk_size: int,
                          dtype=object, chunks=((1,) * len(X.chunks[0]), (1,)),
                          meta=np.empty((0, 0), dtype=object))
     results = parts.compute().ravel()
-    raw = np.empty((source.shape[0], method.n_out()), dtype=np.float64)
+    raw = empty_small_pages((source.shape[0], method.n_out()))
     total = np.zeros(n_vars + 2, dtype=np.float64)
     for (scores, counts), s, e in zip(results, bounds[:-1], bounds[1:]):
         raw[s:e] = scores
@@ -368,5 +374,12 @@ def run_method_dask(method: ScoringMethod, source: MatrixSource, ctx: ScoreConte
                  for blk, s, e in zip(arr.to_delayed().ravel(), bounds[:-1], bounds[1:])]
         meta = method.finalize(np.empty((0, len(cols))), obs_names[:0])
         return dd.from_delayed(parts, meta=meta, divisions=None, verify_meta=False)
-    (raw,) = dask.compute(arr)
-    return method.finalize(np.ascontiguousarray(raw, dtype=np.float64), obs_names)
+    # the blocks go into one result allocated without huge pages (empty_small_pages),
+    # not through dask's concatenation
+    blocks = dask.compute(*arr.to_delayed().ravel())
+    raw = empty_small_pages((arr.shape[0], arr.shape[1]))
+    s = 0
+    for blk in blocks:
+        raw[s:s + blk.shape[0]] = blk
+        s += blk.shape[0]
+    return method.finalize(raw, obs_names)

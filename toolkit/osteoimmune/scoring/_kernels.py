@@ -177,21 +177,6 @@ def gene_counts_update(indptr, indices, data, state, glob):
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)
-def zero_fill(flat):
-    """Write zeros over the 1-D ``flat`` from all threads, in blocks.
-
-    The first write to freshly allocated memory faults its pages in; on the benchmark's
-    virtual machine that cost 1.7 s for the 160 MB result of 10^6 observations × 20
-    signatures when the main thread filled it chunk by chunk (0.02 s once the pages were
-    in). Faulting them in from every thread splits that time between the cores.
-    """
-    n = flat.shape[0]
-    n_parts = max(1, min(64, n // 65536))
-    for t in nb.prange(n_parts):
-        flat[(n * t) // n_parts:(n * (t + 1)) // n_parts] = 0.0
-
-
-@nb.njit(parallel=True, nogil=True, cache=True)
 def count_nonfinite(bits, lo, hi, exp_mask):
     """Number of NaN or infinite values in ``bits[lo:hi]``, the float data viewed as
     unsigned integers of the same width (``exp_mask``: the exponent bits, all set for
