@@ -279,6 +279,81 @@ def test_sorted_columns_are_checked_once_per_source(files, tmp_path, monkeypatch
         b.file.close()
 
 
+@pytest.mark.parametrize("stored", ["sorted", "unsorted"])
+def test_first_rows_are_map_views_checked_once(files, tmp_path, monkeypatch, stored):
+    """The first rows (read for the input checks) are views of the map when the rows
+    are stored sorted, checked once: the stream's first chunk is then not checked again.
+    Rows stored unsorted come back sorted (a copy), and the stream checks them again."""
+    X, d = files
+    path = d / "contiguous.h5ad"
+    if stored == "unsorted":
+        path = tmp_path / "unsorted.h5ad"
+        _write_unsorted(path, X)
+    calls = []
+    real = _source._sorted_csr
+
+    def counted(*args):
+        calls.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(_source, "_sorted_csr", counted)
+    b = ad.read_h5ad(path, backed="r")
+    try:
+        src = MatrixSource(b.X)
+        indptr, indices, data = src.first_rows(400)
+        block = X[:400]
+        assert np.array_equal(indptr, block.indptr)
+        assert np.array_equal(indices, block.indices)
+        assert np.array_equal(data, block.data)
+        assert isinstance(_root(data), mmap.mmap) == (stored == "sorted")
+        assert len(calls) == 1
+        calls.clear()
+        n_grid = -(-N_OBS // 400)
+        for ch in src.iter_chunks(400, reuse_buffers=True, split=True):
+            assert np.array_equal(ch.indices, X[ch.start:ch.stop].indices)
+        assert len(calls) == (n_grid - 1 if stored == "sorted" else n_grid)
+    finally:
+        b.file.close()
+
+
+def _vm_flags(a: np.ndarray) -> list[str]:
+    """The ``VmFlags`` of the mapping holding ``a``'s middle byte (/proc/self/smaps;
+    NumPy asks for huge pages from the first page boundary inside the array on)."""
+    addr = a.__array_interface__["data"][0] + a.nbytes // 2
+    inside = False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            head = line.split()[0]
+            if "-" in head and ":" not in head:
+                lo, hi = (int(x, 16) for x in head.split("-"))
+                inside = lo <= addr < hi
+            elif inside and head == "VmFlags:":
+                return line.split()[1:]
+    raise AssertionError("no mapping holds the array")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux /proc/self/smaps")
+def test_results_are_allocated_without_huge_pages():
+    """The score table of a large stream is allocated without NumPy's huge-page request
+    (a first write to huge pages can wait for memory compaction); small ones, and the
+    contents, are plain arrays."""
+    from osteoimmune.scoring._runner import SMALL_PAGES_MIN_BYTES, empty_small_pages
+
+    shape = (SMALL_PAGES_MIN_BYTES // 8 // 20 + 1, 20)
+    a = empty_small_pages(shape)
+    assert a.shape == shape and a.dtype == np.float64
+    assert a.flags.c_contiguous and a.flags.writeable
+    a[:] = 1.5
+    assert a.sum() == 1.5 * a.size
+    assert "hg" not in _vm_flags(a)  # MADV_HUGEPAGE sets the "hg" flag
+    small = empty_small_pages((10, 20))
+    assert small.flags.owndata and small.shape == (10, 20)
+    ref = np.empty(shape)
+    ref[:] = 0
+    if "hg" not in _vm_flags(ref):
+        pytest.skip("this NumPy does not ask for huge pages: nothing to compare with")
+
+
 def test_will_need_covers_the_range_in_steps(monkeypatch):
     """Readahead requests tile a range's pages, each at most ``WILL_NEED_STEP`` bytes
     (Linux caps one request), across a break between two runs of the storage."""
