@@ -239,11 +239,9 @@ def _write_unsorted(path, X):
         ad.io.write_elem(f, "var", pd.DataFrame(index=[f"G{j}" for j in range(N_VARS)]))
 
 
-@pytest.mark.parametrize("stored", ["sorted", "unsorted"])
-def test_sorted_columns_are_checked_once_per_source(files, tmp_path, monkeypatch, stored):
-    """A second pass over a mapped file skips the check that rows are sorted (the module
-    score reads the file twice); rows stored unsorted are sorted (copied) on every pass,
-    never remembered as checked."""
+def _count_sorting(files, tmp_path, monkeypatch, stored):
+    """(X, path of the file stored ``stored``, list that grows by one per call of the
+    sorted-rows check)."""
     X, d = files
     path = d / "contiguous.h5ad"
     if stored == "unsorted":
@@ -257,6 +255,15 @@ def test_sorted_columns_are_checked_once_per_source(files, tmp_path, monkeypatch
         return real(*args)
 
     monkeypatch.setattr(_source, "_sorted_csr", counted)
+    return X, path, calls
+
+
+@pytest.mark.parametrize("stored", ["sorted", "unsorted"])
+def test_sorted_columns_are_checked_once_per_source(files, tmp_path, monkeypatch, stored):
+    """A second pass over a mapped file skips the check that rows are sorted (the module
+    score reads the file twice); rows stored unsorted are sorted (copied) on every pass,
+    never remembered as checked."""
+    X, path, calls = _count_sorting(files, tmp_path, monkeypatch, stored)
     b = ad.read_h5ad(path, backed="r")
     try:
         src = MatrixSource(b.X)
@@ -284,19 +291,7 @@ def test_first_rows_are_map_views_checked_once(files, tmp_path, monkeypatch, sto
     """The first rows (read for the input checks) are views of the map when the rows
     are stored sorted, checked once: the stream's first chunk is then not checked again.
     Rows stored unsorted come back sorted (a copy), and the stream checks them again."""
-    X, d = files
-    path = d / "contiguous.h5ad"
-    if stored == "unsorted":
-        path = tmp_path / "unsorted.h5ad"
-        _write_unsorted(path, X)
-    calls = []
-    real = _source._sorted_csr
-
-    def counted(*args):
-        calls.append(1)
-        return real(*args)
-
-    monkeypatch.setattr(_source, "_sorted_csr", counted)
+    X, path, calls = _count_sorting(files, tmp_path, monkeypatch, stored)
     b = ad.read_h5ad(path, backed="r")
     try:
         src = MatrixSource(b.X)
