@@ -377,9 +377,6 @@ def run_method_dask(method: ScoringMethod, source: MatrixSource, ctx: ScoreConte
     # the blocks go into one result allocated without huge pages (empty_small_pages),
     # not through dask's concatenation
     blocks = dask.compute(*arr.to_delayed().ravel())
-    raw = empty_small_pages((arr.shape[0], arr.shape[1]))
-    s = 0
-    for blk in blocks:
-        raw[s:s + blk.shape[0]] = blk
-        s += blk.shape[0]
+    raw = empty_small_pages(arr.shape)
+    np.concatenate(blocks, axis=0, out=raw)
     return method.finalize(raw, obs_names)

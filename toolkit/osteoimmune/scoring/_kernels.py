@@ -544,6 +544,16 @@ def _bucket_keys(keys, k, kmin, kmax, bucket, start, fill, grouped):
 
 
 @nb.njit(inline="always")
+def _aucell_key(s, code):
+    """The float32 AUCell key of a value (its bits as a sign-extended int64 ``s``) and its
+    gene's code: ``(-ascending integer of the float) << 32 | code``, so smaller keys are
+    larger values, ties broken by the code."""
+    # ascending-order integer of the float (sign-magnitude to two's complement)
+    v = s ^ ((s >> 63) & 0x7FFFFFFF)
+    return ((-v) << 32) | code
+
+
+@nb.njit(inline="always")
 def _aucell_row_keys(bits, indices, p0, p1, gene_code, keys, codes):
     """Keys of row ``p0:p1`` for the float32 AUCell kernel, in storage order.
 
@@ -572,10 +582,8 @@ def _aucell_row_keys(bits, indices, p0, p1, gene_code, keys, codes):
     n_bad = 0
     for e in range(k):
         s = np.int64(np.int32(bb[e]))
-        # ascending-order integer of the float (sign-magnitude to two's complement)
-        v = s ^ ((s >> 63) & 0x7FFFFFFF)
         c = np.int64(cc[e])
-        key = ((-v) << 32) | c
+        key = _aucell_key(s, c)
         kk[e] = key
         kmin = min(kmin, key)
         kmax = max(kmax, key)
@@ -646,17 +654,17 @@ def aucell_chunk_f32(indptr, indices, data, bits, kept_pos, perm_pos, perm_gene,
                 # leave out zeros and genes never expressed; rank what remains
                 k = 0
                 n_pos = 0
+                kmin = np.int64(0x7FFFFFFFFFFFFFFF)
+                kmax = np.int64(-0x7FFFFFFFFFFFFFFF - 1)
                 for p in range(p0, p1):
                     x = data[p]
                     code = np.int64(gene_code[indices[p]])
                     if x == 0 or code < 0:
                         continue
-                    v = np.int64(np.int32(bits[p]))
-                    v ^= (v >> 63) & 0x7FFFFFFF
-                    key = ((-v) << 32) | code
+                    key = _aucell_key(np.int64(np.int32(bits[p])), code)
                     keys[k] = key
-                    kmin = key if k == 0 else min(kmin, key)
-                    kmax = key if k == 0 else max(kmax, key)
+                    kmin = min(kmin, key)
+                    kmax = max(kmax, key)
                     n_pos += x > 0
                     k += 1
             n_member = 0

@@ -497,9 +497,9 @@ def empty_small_pages(shape: tuple[int, ...], dtype=np.float64) -> np.ndarray:
     NumPy asks Linux for huge pages (``madvise(MADV_HUGEPAGE)``) for every array of 4 MB
     or more. Where the kernel defragments on such a request (``defrag = madvise``, the
     default), the first write to each 2 MB page can wait for direct compaction and
-    reclaim. On the benchmark's machine, filling a new 160 MB result (10^6 observations × 20 scores)
-    took 1.3-2.0 s with huge pages and 0.08 s without. An anonymous map of our own
-    gets normal pages (the array keeps the map alive); small arrays and other
+    reclaim. On the benchmark's machine, filling a new 160 MB result (10^6 observations
+    × 20 scores) took 1.3-2.0 s with huge pages and 0.08 s without. An anonymous map of
+    our own gets normal pages (the array keeps the map alive); small arrays and other
     platforms use ``numpy.empty``.
     """
     dtype = np.dtype(dtype)

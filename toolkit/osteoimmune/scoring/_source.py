@@ -403,6 +403,7 @@ class MatrixSource:
 
     def _mapped_chunks(self, maps, s: int, e: int, split: bool) -> list[Chunk] | None:
         """Rows ``s:e`` as views of the memory maps, or None when they must be copied.
+        Each piece is checked for sorted rows (:meth:`_checked_view`).
 
         Where the storage of ``indices`` or ``data`` breaks inside the rows (chunks of the
         file not stored back to back), the rows are split there when ``split`` is true: a
@@ -436,7 +437,7 @@ class MatrixSource:
                 idx.will_need(p0, p1)
                 dat.will_need(p0, p1)
                 out.append(Chunk(a, c, rows, idx.view(p0, p1), dat.view(p0, p1)))
-        return out
+        return [self._checked_view(c) for c in out]
 
     def _checked_view(self, c: Chunk) -> Chunk:
         """A chunk of views of the memory maps, its rows checked for sorted columns once
@@ -581,7 +582,7 @@ class MatrixSource:
             if maps is not None:
                 mapped = self._mapped_chunks(maps, s, e, split)
                 if mapped is not None:
-                    return [self._checked_view(c) for c in mapped]
+                    return mapped
             if reuse_buffers and bufs is None:
                 bufs = self._read_buffers(chunk_size, start, n) or []
             if bufs:
@@ -647,11 +648,11 @@ class MatrixSource:
         used before).
         """
         n = min(n, self.shape[0])
-        maps = self._maps() if self.kind == "backed_sparse" else None
+        maps = self._maps()
         if maps is not None and n > 0:
             mapped = self._mapped_chunks(maps, 0, n, split=False)
             if mapped is not None:
-                c = self._checked_view(mapped[0])
+                (c,) = mapped
                 return c.indptr, c.indices, c.data
         out = self.to_csr_arrays(self._rows(0, n), self.shape[1])
         if self.kind == "dask":
