@@ -495,3 +495,84 @@ def test_view_of_a_dask_anndata(small):
     assert type(dsk.X).__name__ == "DaskArrayView"
     for m in ("module", "aucell"):
         _assert_identical(_score(adata[keep].copy(), sigs, m), _score(dsk, sigs, m))
+
+
+def _record_task_threads(monkeypatch) -> list:
+    """Record, at every kernel call of the scoring runner, numba's thread count in the
+    calling thread (and, for statistics, the level and the gene ranges)."""
+    import numba
+
+    from osteoimmune.scoring import _runner
+
+    seen = []
+    orig_update = _runner.StatsAccumulator.update
+    orig_call = _runner.ChunkScorer.__call__
+    orig_counted = _runner.ChunkScorer.counted
+
+    def update(self, *a, **k):
+        seen.append(("stats", numba.get_num_threads(), self.level, self.n_ranges))
+        return orig_update(self, *a, **k)
+
+    def call(self, ch):
+        seen.append(("score", numba.get_num_threads(), None, None))
+        return orig_call(self, ch)
+
+    def counted(self, ch):
+        seen.append(("score", numba.get_num_threads(), None, None))
+        return orig_counted(self, ch)
+
+    monkeypatch.setattr(_runner.StatsAccumulator, "update", update)
+    monkeypatch.setattr(_runner.ChunkScorer, "__call__", call)
+    monkeypatch.setattr(_runner.ChunkScorer, "counted", counted)
+    return seen
+
+
+def test_dask_tasks_run_kernels_on_one_thread_each(small, monkeypatch):
+    """Dask runs one task per worker thread: under the threaded scheduler every task's
+    kernels (statistics fold, one-pass counts, scoring) use one numba thread, and the
+    module fold splits its genes in one range; the synchronous scheduler keeps numba's
+    count; results are the same."""
+    import numba
+
+    n_default = numba.config.NUMBA_NUM_THREADS
+    if n_default < 2:
+        pytest.skip("numba has one thread here: nothing to limit")
+    adata, _, sigs = small
+    refs = {m: _score(adata, sigs, m) for m in ("module", "aucell")}
+    dsk = _dask_adata(adata, chunks=(175, N_VARS))
+    seen = _record_task_threads(monkeypatch)
+    with dask.config.set(scheduler="threads"):
+        for m, ref in refs.items():
+            _assert_identical(ref, _score(dsk, sigs, m))
+    assert {s[0] for s in seen} == {"stats", "score"}
+    assert {s[1] for s in seen} == {1}
+    assert {s[3] for s in seen if s[2] == "native"} == {1}
+    assert numba.get_num_threads() == n_default  # the caller's count is left as it was
+    seen.clear()
+    with dask.config.set(scheduler="synchronous"):
+        _assert_identical(refs["module"], _score(dsk, sigs, "module"))
+    assert {s[1] for s in seen} == {n_default}
+
+
+@pytest.mark.parametrize("omp", [None, "2"])
+def test_dask_workers_follow_omp_num_threads(small, monkeypatch, omp):
+    """On a distributed worker a task's kernels use OMP_NUM_THREADS threads, the
+    variable distributed sets to 1 for its workers (1 when it is not set)."""
+    distributed = pytest.importorskip("distributed")
+    import numba
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("numba has one thread here: nothing to limit")
+    if omp is None:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OMP_NUM_THREADS", omp)
+    adata, _, sigs = small
+    ref = _score(adata, sigs, "module")
+    dsk = _dask_adata(adata, chunks=(175, N_VARS))
+    seen = _record_task_threads(monkeypatch)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster):
+        _assert_identical(ref, _score(dsk, sigs, "module"))
+    assert {s[1] for s in seen} == {1 if omp is None else 2}

@@ -34,11 +34,18 @@ stream the blocks through the driver, in row order, on the same chunk grid as in
 
 from __future__ import annotations
 
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numba
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from ._base import GeneStats, ScoreContext, ScoringMethod
+from ._kernels import n_gene_ranges
 from ._runner import (
     ChunkScorer,
     StatsAccumulator,
@@ -49,6 +56,51 @@ from ._runner import (
 from ._source import Chunk, MatrixSource
 
 __all__ = ["dask_gene_stats", "dask_one_pass", "run_method_dask", "score_dask_array"]
+
+
+def _task_threads() -> int:
+    """numba threads for the kernels of one dask task; 0 keeps numba's own count.
+
+    Dask runs one task per worker thread, so a task that starts threads of its own
+    oversubscribes the cores. ``distributed`` therefore starts its workers with
+    ``OMP_NUM_THREADS=1`` (``distributed.nanny.pre-spawn-environ``), which numba does
+    not read. On a distributed worker the kernels use ``OMP_NUM_THREADS`` threads (1
+    unless the user configured more); under dask's local threaded (or process) scheduler
+    one thread; under the synchronous scheduler, where tasks run one at a time on the
+    calling (main) thread, numba's own count.
+    """
+    try:
+        from distributed import get_worker
+
+        get_worker()
+        on_worker = True
+    except (ImportError, ValueError):
+        on_worker = False
+    if on_worker:
+        env = os.environ.get("OMP_NUM_THREADS", "").strip()
+        return int(env) if env.isdigit() and int(env) > 0 else 1
+    import multiprocessing
+
+    if (threading.current_thread() is threading.main_thread()
+            and multiprocessing.parent_process() is None):
+        return 0
+    return 1
+
+
+@contextmanager
+def _task_numba_threads() -> Iterator[None]:
+    """Run the body with :func:`_task_threads` numba threads (restored afterwards; the
+    setting is per calling thread)."""
+    n = _task_threads()
+    if n <= 0:
+        yield
+        return
+    old = numba.get_num_threads()
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(old)
 
 
 def _iter_block_chunks(block, chunk_size: int, n_cols: int, offset: int = 0):
@@ -73,8 +125,10 @@ def _fold_block(state: StatsAccumulator, block, chunk_size: int, n_cols: int
                 ) -> StatsAccumulator:
     """State after adding ``block`` (rows in order) to a copy of ``state``."""
     new = state.copy()
-    for ch in _iter_block_chunks(block, chunk_size, n_cols):
-        new.update(ch.indptr, ch.indices, ch.data)
+    with _task_numba_threads():
+        new.n_ranges = n_gene_ranges(n_cols)  # one per thread this task may use
+        for ch in _iter_block_chunks(block, chunk_size, n_cols):
+            new.update(ch.indptr, ch.indices, ch.data)
     return new
 
 
@@ -247,10 +301,11 @@ def _score_count_block(block, scorer: ChunkScorer, chunk_size: int, n_cols: int,
     offset = int(block_info[0]["array-location"][0][0]) if block_info else 0
     acc = StatsAccumulator(n_cols, False, level)
     out = np.empty((block.shape[0], scorer.n_out), dtype=np.float64)
-    for ch in _iter_block_chunks(block, chunk_size, n_cols, offset):
-        scores, n_bad = scorer.counted(ch)
-        acc.update(ch.indptr, ch.indices, ch.data, n_nonfinite=n_bad)
-        out[ch.start - offset:ch.stop - offset] = scores
+    with _task_numba_threads():
+        for ch in _iter_block_chunks(block, chunk_size, n_cols, offset):
+            scores, n_bad = scorer.counted(ch)
+            acc.update(ch.indptr, ch.indices, ch.data, n_nonfinite=n_bad)
+            out[ch.start - offset:ch.stop - offset] = scores
     packed = np.empty((1, 1), dtype=object)
     packed[0, 0] = (out, _count_vector(acc))
     return packed
@@ -273,8 +328,9 @@ def _score_block(block, scorer: ChunkScorer, chunk_size: int, n_cols: int,
                  block_info=None) -> np.ndarray:
     offset = int(block_info[0]["array-location"][0][0]) if block_info else 0
     out = np.empty((block.shape[0], scorer.n_out), dtype=np.float64)
-    for ch in _iter_block_chunks(block, chunk_size, n_cols, offset):
-        out[ch.start - offset:ch.stop - offset] = scorer(ch)
+    with _task_numba_threads():
+        for ch in _iter_block_chunks(block, chunk_size, n_cols, offset):
+            out[ch.start - offset:ch.stop - offset] = scorer(ch)
     return out
 
 
