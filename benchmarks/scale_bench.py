@@ -399,7 +399,7 @@ def _child_main(args) -> None:
     else:
         raise SystemExit(f"unknown stage {args.stage}")
     # a stage that times its own operation (scoring, or the pass over X) reports it as
-    # timed_s: opening the AnnData (anndata reads its 1M observation names: about 1.4 s),
+    # timed_s: opening the AnnData (anndata reads its 1M observation names: about 1 s),
     # starting and closing a dask cluster and checking the result are recorded apart
     elapsed = time.perf_counter() - t0
     out["wall_s"] = out.pop("timed_s", elapsed - out.get("open_s", 0.0))
