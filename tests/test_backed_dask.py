@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import warnings
 
 import anndata as ad
@@ -499,7 +500,8 @@ def test_view_of_a_dask_anndata(small):
 
 def _record_task_threads(monkeypatch) -> list:
     """Record, at every kernel call of the scoring runner, numba's thread count in the
-    calling thread (and, for statistics, the level and the gene ranges)."""
+    calling thread (and, for statistics, the level and the gene ranges the module
+    statistics kernel is given)."""
     import numba
 
     from osteoimmune.scoring import _runner
@@ -508,10 +510,18 @@ def _record_task_threads(monkeypatch) -> list:
     orig_update = _runner.StatsAccumulator.update
     orig_call = _runner.ChunkScorer.__call__
     orig_counted = _runner.ChunkScorer.counted
+    orig_native = _runner.gene_native_sum_update
+    given = threading.local()  # tasks of the threaded scheduler update concurrently
+
+    def native(*a):
+        given.ranges = a[-1]
+        return orig_native(*a)
 
     def update(self, *a, **k):
-        seen.append(("stats", numba.get_num_threads(), self.level, self.n_ranges))
-        return orig_update(self, *a, **k)
+        given.ranges = None
+        out = orig_update(self, *a, **k)
+        seen.append(("stats", numba.get_num_threads(), self.level, given.ranges))
+        return out
 
     def call(self, ch):
         seen.append(("score", numba.get_num_threads(), None, None))
@@ -521,6 +531,7 @@ def _record_task_threads(monkeypatch) -> list:
         seen.append(("score", numba.get_num_threads(), None, None))
         return orig_counted(self, ch)
 
+    monkeypatch.setattr(_runner, "gene_native_sum_update", native)
     monkeypatch.setattr(_runner.StatsAccumulator, "update", update)
     monkeypatch.setattr(_runner.ChunkScorer, "__call__", call)
     monkeypatch.setattr(_runner.ChunkScorer, "counted", counted)

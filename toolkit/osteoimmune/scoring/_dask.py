@@ -34,6 +34,7 @@ stream the blocks through the driver, in row order, on the same chunk grid as in
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import threading
 from collections.abc import Iterator
@@ -45,7 +46,6 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ._base import GeneStats, ScoreContext, ScoringMethod
-from ._kernels import n_gene_ranges
 from ._runner import (
     ChunkScorer,
     StatsAccumulator,
@@ -79,8 +79,6 @@ def _task_threads() -> int:
     if on_worker:
         env = os.environ.get("OMP_NUM_THREADS", "").strip()
         return int(env) if env.isdigit() and int(env) > 0 else 1
-    import multiprocessing
-
     if (threading.current_thread() is threading.main_thread()
             and multiprocessing.parent_process() is None):
         return 0
@@ -126,7 +124,6 @@ def _fold_block(state: StatsAccumulator, block, chunk_size: int, n_cols: int
     """State after adding ``block`` (rows in order) to a copy of ``state``."""
     new = state.copy()
     with _task_numba_threads():
-        new.n_ranges = n_gene_ranges(n_cols)  # one per thread this task may use
         for ch in _iter_block_chunks(block, chunk_size, n_cols):
             new.update(ch.indptr, ch.indices, ch.data)
     return new

@@ -102,18 +102,6 @@ class StatsAccumulator:
         self.native: np.ndarray | None = None  # level "native": data-precision sums
         self.seen: np.ndarray | None = None  # level "expressed": genes with a value
         self.n_unseen = n_vars
-        # asked once per process (numba's thread count costs 1-2 ms a call; the sums do
-        # not depend on the split)
-        self.n_ranges = n_gene_ranges(n_vars)
-
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        del state["n_ranges"]  # a dask worker has its own thread count
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self.n_ranges = n_gene_ranges(self.state.shape[0])
 
     def copy(self) -> StatsAccumulator:
         """Deep copy (dask tasks must not mutate their inputs)."""
@@ -129,19 +117,24 @@ class StatsAccumulator:
         ``n_nonfinite``: the chunk's NaN and infinite values, when a scoring kernel has
         already counted them; level ``"expressed"`` then does not count them again (the
         other levels count them as they sum, and ignore it).
+
+        The summing kernels split the genes into one range per numba thread of the
+        calling thread, asked at every call (about 2 µs): a dask task that limits its
+        threads gets as many ranges. The sums do not depend on the split.
         """
         if self.level == "native" and not self.expm1:
             if self.native is None:
                 self.native = np.zeros(self.state.shape[0], dtype=data.dtype)
             gene_native_sum_update(indptr, indices, data, self.native, self.glob,
-                                   self.n_ranges)
+                                   n_gene_ranges(self.state.shape[0]))
         elif self.level == "count" and not self.expm1:
             gene_counts_update(indptr, indices, data, self.state, self.glob)
         elif self.level == "expressed" and not self.expm1:
             self._update_expressed(indptr, indices, data, n_nonfinite)
         else:
             gene_stats_update(indptr, indices, data, self.state, self.LEVELS[self.level],
-                              self.expm1, self.estate, self.glob, self.n_ranges)
+                              self.expm1, self.estate, self.glob,
+                              n_gene_ranges(self.state.shape[0]))
         self.n_rows += len(indptr) - 1
 
     def _update_expressed(self, indptr: np.ndarray, indices: np.ndarray,
