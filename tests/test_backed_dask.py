@@ -431,6 +431,57 @@ def test_aucell_one_pass_from_disk_and_dask(filtered):
     assert counting.reads == {0: 2, 175: 1, 350: 1, 525: 1}
 
 
+def test_one_pass_aucell_looks_for_late_genes_in_flagged_rows(filtered, tmp_path,
+                                                              monkeypatch):
+    """Past the first chunk, one-pass AUCell looks for the genes not seen yet only in the
+    rows its kernel flags as storing one: genes with late values are marked (one pass,
+    no chunk scanned whole), a gene stored late only as zeros is not (the guess fails:
+    a second pass, same bits as in memory)."""
+    from osteoimmune.scoring import _runner
+
+    calls = {"whole": 0, "flagged": 0}
+    orig_whole, orig_flagged = _runner.mark_expressed, _runner.mark_watched_rows
+
+    def whole(*a):
+        calls["whole"] += 1
+        return orig_whole(*a)
+
+    def flagged(*a):
+        calls["flagged"] += 1
+        return orig_flagged(*a)
+
+    monkeypatch.setattr(_runner, "mark_expressed", whole)
+    monkeypatch.setattr(_runner, "mark_watched_rows", flagged)
+    adata, path, sigs = filtered
+    zeroed = adata.copy()  # G0 stored in the last rows, but as zeros: never expressed
+    zeroed.X = zeroed.X.copy()
+    zeroed.X.data[zeroed.X.indices == 0] = 0.0  # stored entries kept
+    assert (zeroed.X.indices == 0).sum() >= 3
+    zpath = tmp_path / "zeroed.h5ad"
+    zeroed.write_h5ad(zpath)
+    for data, file, n_pass in ((adata, path, 1), (zeroed, zpath, 2)):
+        ref = _score(data, sigs, "aucell")
+        backed = ad.read_h5ad(file, backed="r")
+        dsk = data.copy()
+        dsk.X = da.from_array(data.X, chunks=(175, N_VARS), asarray=False)
+        for target in (backed, dsk):
+            calls.update(whole=0, flagged=0)
+            got = _score(target, sigs, "aucell")
+            _assert_identical(ref, got)
+            assert got.attrs["params"]["passes_over_X"] == n_pass
+            # the first chunk (the input checks' read) is marked whole, for the guess
+            # and as the prior of every block; the one-pass chunks only through flags
+            # (the second pass, prepared with the statistics the first one found,
+            # marks nothing)
+            assert calls["whole"] == 1
+            # backed: every chunk; dask: every chunk of each of the 4 blocks
+            if target is backed:
+                assert calls["flagged"] == -(-N_OBS // CHUNK)
+            else:
+                assert calls["flagged"] >= 4
+        backed.file.close()
+
+
 def test_aucell_one_pass_falls_back_exactly(small, filtered):
     """A guess overturned at the end (genes never expressed) costs a pass, not accuracy."""
     adata, path, sigs = small
@@ -527,9 +578,9 @@ def _record_task_threads(monkeypatch) -> list:
         seen.append(("score", numba.get_num_threads(), None, None))
         return orig_call(self, ch)
 
-    def counted(self, ch):
+    def counted(self, ch, unseen=None):
         seen.append(("score", numba.get_num_threads(), None, None))
-        return orig_counted(self, ch)
+        return orig_counted(self, ch, unseen)
 
     monkeypatch.setattr(_runner, "gene_native_sum_update", native)
     monkeypatch.setattr(_runner.StatsAccumulator, "update", update)

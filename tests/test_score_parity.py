@@ -226,6 +226,14 @@ def test_aucell_float32_kernel_equals_general_kernel(set_size):
     sets = [rng.choice(np.flatnonzero(kept), set_size, replace=False) for _ in range(4)]
     ptr = np.concatenate([[0], np.cumsum([len(s) for s in sets])]).astype(np.int64)
     genes = np.concatenate(sets).astype(np.int64)
+    no_watch = (np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.uint8))
+    # genes to watch for (one-pass scoring's genes not seen yet): some stored on a few
+    # rows, gene 7 only as zeros; the kernel flags the rows storing any of them
+    unseen = np.zeros(n_vars, dtype=np.int32)
+    unseen[[7, 11, 599]] = 1
+    holds = np.array([np.isin(X.indices[X.indptr[i]:X.indptr[i + 1]], [7, 11, 599]).any()
+                      for i in range(n_obs)])
+    assert 0 < holds.sum() < n_obs
     for n_up in (10, 30, 200):
         max_auc = np.ones(len(sets))
         ip = X.indptr.astype(np.int64)
@@ -234,16 +242,23 @@ def test_aucell_float32_kernel_equals_general_kernel(set_size):
         n_bad = np.zeros(1, dtype=np.int64)
         fast = aucell_chunk_f32(ip, X.indices, X.data, X.data.view(np.uint32), kept_pos,
                                 perm_pos, perm_gene, n_kept, n_up, ptr, genes, max_auc,
-                                *gene_codes(kept, perm_pos, ptr, genes), n_bad)
+                                *gene_codes(kept, perm_pos, ptr, genes), n_bad, *no_watch)
         assert np.array_equal(ref, fast), n_up
         assert n_bad[0] == 0
         assert ref.max() > 0
+        watched = np.full(n_obs, 7, dtype=np.uint8)
+        fast = aucell_chunk_f32(ip, X.indices, X.data, X.data.view(np.uint32), kept_pos,
+                                perm_pos, perm_gene, n_kept, n_up, ptr, genes, max_auc,
+                                *gene_codes(kept, perm_pos, ptr, genes), n_bad, unseen,
+                                watched)
+        assert np.array_equal(ref, fast), n_up
+        assert np.array_equal(watched, holds.astype(np.uint8))
     # the kernel counts NaN and infinite values as it reads them (for one-pass scoring)
     bad = X.data.copy()
     bad[[5, 900, X.nnz - 1]] = [np.nan, np.inf, -np.inf]
     aucell_chunk_f32(ip, X.indices, bad, bad.view(np.uint32), kept_pos, perm_pos, perm_gene,
                      n_kept, 30, ptr, genes, max_auc, *gene_codes(kept, perm_pos, ptr, genes),
-                     n_bad)
+                     n_bad, *no_watch)
     assert n_bad[0] == 3
 
 

@@ -252,13 +252,16 @@ def _count_stats(total: np.ndarray, source: MatrixSource, level: str = "count"
 
 
 def dask_one_pass(method: ScoringMethod, source: MatrixSource, chunk_size: int,
-                  level: str) -> tuple[np.ndarray, GeneStats]:
+                  level: str, prior: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, GeneStats]:
     """Raw scores of a prepared method and the gene statistics, from one read of X.
 
     One task per block scores it and counts its non-zeros, so dask reads every block
     once and frees it at once. Only the order-free levels (``"count"`` and
     ``"expressed"``: integers, summed in any order) are supported: the other levels need
-    the sequential fold.
+    the sequential fold. ``prior`` (level ``"expressed"``): genes known to be expressed
+    (e.g. in the first rows), which no block then looks for
+    (:meth:`StatsAccumulator.seed_expressed`).
 
     Returns
     -------
@@ -279,8 +282,9 @@ def dask_one_pass(method: ScoringMethod, source: MatrixSource, chunk_size: int,
     # it with the task that loads the block: a loaded block never waits in memory (as
     # separate tasks, loads faster than scoring ran ahead: with a memory-mapping block
     # reader, one worker held 11.8 GB of blocks at 1M cells)
+    prior_d = None if prior is None else dask.delayed(np.asarray(prior), pure=True)
     parts = X.map_blocks(_score_count_block, scorer_d, int(chunk_size), n_vars, level,
-                         dtype=object, chunks=((1,) * len(X.chunks[0]), (1,)),
+                         prior_d, dtype=object, chunks=((1,) * len(X.chunks[0]), (1,)),
                          meta=np.empty((0, 0), dtype=object))
     results = parts.compute().ravel()
     raw = empty_small_pages((source.shape[0], method.n_out()))
@@ -292,16 +296,21 @@ def dask_one_pass(method: ScoringMethod, source: MatrixSource, chunk_size: int,
 
 
 def _score_count_block(block, scorer: ChunkScorer, chunk_size: int, n_cols: int,
-                       level: str = "count", block_info=None) -> np.ndarray:
+                       level: str = "count", prior: np.ndarray | None = None,
+                       block_info=None) -> np.ndarray:
     """Raw scores and ``_count_block``'s counts of one block, from one read of it, as a
-    1 × 1 object array (a block of :func:`dask_one_pass`'s blockwise result)."""
+    1 × 1 object array (a block of :func:`dask_one_pass`'s blockwise result). With
+    ``prior`` (level ``"expressed"``), the block looks only for the other genes, through
+    the rows the scoring kernel flags."""
     offset = int(block_info[0]["array-location"][0][0]) if block_info else 0
     acc = StatsAccumulator(n_cols, False, level)
+    if prior is not None:
+        acc.seed_expressed(prior)
     out = np.empty((block.shape[0], scorer.n_out), dtype=np.float64)
     with _task_numba_threads():
         for ch in _iter_block_chunks(block, chunk_size, n_cols, offset):
-            scores, n_bad = scorer.counted(ch)
-            acc.update(ch.indptr, ch.indices, ch.data, n_nonfinite=n_bad)
+            scores, n_bad, watched = scorer.counted(ch, acc.watch_table())
+            acc.update(ch.indptr, ch.indices, ch.data, n_nonfinite=n_bad, watched=watched)
             out[ch.start - offset:ch.stop - offset] = scores
     packed = np.empty((1, 1), dtype=object)
     packed[0, 0] = (out, _count_vector(acc))

@@ -220,6 +220,27 @@ def mark_expressed(indptr, indices, data, seen):
     return new
 
 
+@nb.njit(nogil=True, cache=True)
+def mark_watched_rows(indptr, indices, data, watched, seen, unseen):
+    """Mark the expressed genes of the rows flagged in ``watched`` (by
+    :func:`aucell_chunk_f32`): ``seen[j] = 1`` and ``unseen[j] = 0`` for every unseen
+    gene j with a finite non-zero value there. One thread: rows holding a gene not seen
+    before are few once the first rows are marked. Returns the genes newly marked.
+    """
+    new = 0
+    for i in range(indptr.shape[0] - 1):
+        if watched[i] == 0:
+            continue
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            x = data[p]
+            if unseen[j] != 0 and x != 0 and np.isfinite(x):
+                unseen[j] = 0
+                seen[j] = 1
+                new += 1
+    return new
+
+
 @nb.njit(parallel=True, nogil=True, cache=True)
 def csr_times_sparse(indptr, indices, data, w_indptr, w_indices, w_data, n_cols):
     """``out = X_chunk @ W`` in float64 with W given as CSR (genes × columns).
@@ -598,10 +619,17 @@ def _aucell_row_keys(bits, indices, p0, p1, gene_code, keys, codes):
 @nb.njit(parallel=True, nogil=True, cache=True)
 def aucell_chunk_f32(indptr, indices, data, bits, kept_pos, perm_pos, perm_gene, n_kept,
                      n_up, set_ptr, set_genes, max_auc, gene_code, gs_ptr, gs_set,
-                     n_nonfinite):
+                     n_nonfinite, unseen, watched):
     """:func:`aucell_chunk` for float32 data (``bits`` is ``data.view(np.uint32)``);
     also adds the chunk's NaN and infinite values to ``n_nonfinite[0]`` (one-pass
     scoring then need not read the values again to check them).
+
+    ``unseen`` (int32 per gene, 1 for a gene not yet known to be expressed) and
+    ``watched`` (uint8 per row) let one-pass scoring mark the expressed genes without a
+    second read of the chunk: ``watched[i]`` is set to 1 when row i stores a value on an
+    unseen gene (zero or not; :func:`mark_watched_rows` then checks those rows alone),
+    else 0. Counted from the row's indices while the kernel holds them in the L1 cache.
+    Pass empty arrays to skip it.
 
     ``gene_code`` is ``2 * tie-break position + (gene is in a set)`` per gene, -1 for
     genes never expressed; ``gs_ptr``/``gs_set`` list the sets of each gene (CSR).
@@ -626,6 +654,7 @@ def aucell_chunk_f32(indptr, indices, data, bits, kept_pos, perm_pos, perm_gene,
     out = np.zeros((n_rows, n_sets), dtype=np.float64)
     n_blocks = (n_rows + _BLOCK - 1) // _BLOCK
     bad = np.zeros(n_blocks, dtype=np.int64)
+    watch = unseen.shape[0] > 0
     for blk in nb.prange(n_blocks):
         # per-gene ranks, needed only by rows that sort all their keys: allocated at the
         # first such row (zeroing a genes-long table for every block of rows cleared
@@ -647,6 +676,12 @@ def aucell_chunk_f32(indptr, indices, data, bits, kept_pos, perm_pos, perm_gene,
             p0, p1 = indptr[i], indptr[i + 1]
             kmin, kmax, n_neg, n_skip, row_bad = _aucell_row_keys(
                 bits, indices, p0, p1, gene_code, keys, codes)
+            if watch:
+                ii = indices[p0:p1]
+                n_w = 0
+                for e in range(p1 - p0):
+                    n_w += unseen[ii[e]]
+                watched[i] = n_w > 0
             n_bad += row_bad
             k = p1 - p0
             n_pos = k - n_neg

@@ -13,7 +13,7 @@ from anndata import AnnData
 from .._version import __version__
 from ..pp._checks import detect_scale, scale_error
 from ..scoring import METHODS, MatrixSource, ScoreContext, run_method
-from ..scoring._runner import describe, unexpressed_share
+from ..scoring._runner import describe, expressed_genes
 from ..signatures._matching import match_signatures
 from ..signatures._signature import SignatureLibrary, as_signature_list
 
@@ -295,8 +295,8 @@ def score(
                        var_names=pd.Index(var_names.astype(str)), stats=None,
                        random_state=random_state, obs_word=obs_word)
     if source.is_lazy:  # decides one-pass scoring (run_method); spares a second read
-        ctx.extra["first_chunk_unexpressed"] = unexpressed_share(first_indices, data,
-                                                                 source.shape[1])
+        ctx.extra["first_chunk_expressed"] = expressed_genes(first_indices, data,
+                                                             source.shape[1])
     # a copy of the first chunk's rows for backed and dask data (120 MB at 1,500 values
     # per row and 10,000 rows): not held while scoring
     del indptr, first_indices, data
