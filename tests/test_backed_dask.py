@@ -431,6 +431,35 @@ def test_aucell_one_pass_from_disk_and_dask(filtered):
     assert counting.reads == {0: 2, 175: 1, 350: 1, 525: 1}
 
 
+def test_dask_first_rows_checked_where_their_block_is(small, monkeypatch):
+    """The input checks of a dask array (scale, expressed genes) run as a task on its
+    first block, so the rows never come to the caller, unless that block is shorter than
+    a chunk."""
+    adata, _, sigs = small
+    ref = _score(adata, sigs, "aucell")
+    calls = []
+    orig = MatrixSource.first_rows
+
+    def spy(self, n):
+        calls.append(self.kind)
+        return orig(self, n)
+
+    monkeypatch.setattr(MatrixSource, "first_rows", spy)
+    dsk = adata.copy()
+    dsk.X = da.from_array(adata.X, chunks=(175, N_VARS), asarray=False)
+    _assert_identical(ref, _score(dsk, sigs, "aucell"))
+    assert calls == []
+    counts = dsk.copy()  # raw counts are refused all the same
+    counts.X = da.from_array(sp.csr_matrix(np.round(adata.X.toarray() * 10) + 1),
+                             chunks=(175, N_VARS), asarray=False)
+    with pytest.raises(ValueError, match="raw counts"):
+        _score(counts, sigs, "module")
+    assert calls == []
+    dsk.X = da.from_array(adata.X, chunks=(CHUNK // 2, N_VARS), asarray=False)
+    _assert_identical(ref, _score(dsk, sigs, "aucell"))
+    assert calls == ["dask"]
+
+
 def test_one_pass_aucell_looks_for_late_genes_in_flagged_rows(filtered, tmp_path,
                                                               monkeypatch):
     """Past the first chunk, one-pass AUCell looks for the genes not seen yet only in the

@@ -470,10 +470,14 @@ def first_chunk_expressed(source: MatrixSource, ctx: ScoreContext,
     reads those rows for its input checks) or read now and kept there."""
     seen = ctx.extra.get("first_chunk_expressed")
     if seen is None:
-        _, indices, data = source.first_rows(chunk_size)
-        seen = ctx.extra["first_chunk_expressed"] = expressed_genes(indices, data,
-                                                                    source.shape[1])
+        seen = ctx.extra["first_chunk_expressed"] = source.first_rows_apply(
+            chunk_size, _expressed_of_rows, source.shape[1])
     return seen
+
+
+def _expressed_of_rows(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
+                       n_vars: int) -> np.ndarray:
+    return expressed_genes(indices, data, n_vars)
 
 
 def assumed_stats(method: ScoringMethod, source: MatrixSource, ctx: ScoreContext,

@@ -122,6 +122,13 @@ def _to_data_species(sigs, data_species: str | None):
     return out, conv
 
 
+
+def _first_chunk_checks(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
+                        n_vars: int, lazy: bool) -> tuple[Any, np.ndarray | None]:
+    """The scale report of the first rows and, for lazy data, the genes they express."""
+    report = detect_scale(data, len(indptr) - 1, n_vars)
+    return report, expressed_genes(indices, data, n_vars) if lazy else None
+
 def score(
     adata: AnnData,
     signatures: Any,
@@ -268,8 +275,11 @@ def score(
     data_species = species or detect_species(adata, match_names)
     sigs, conversions = _to_data_species(sigs, data_species)
     source = MatrixSource(X)
-    indptr, first_indices, data = source.first_rows(chunk_size)
-    report = detect_scale(data, len(indptr) - 1, source.shape[1])
+    # the input checks read the first chunk of rows (on a dask cluster, where its block
+    # is loaded: only the findings travel); for lazy data the genes it expresses also
+    # decide one-pass scoring (run_method) and need not be looked for again
+    report, first_expressed = source.first_rows_apply(
+        chunk_size, _first_chunk_checks, source.shape[1], source.is_lazy)
     obs_word = _obs_word(adata, report)
     matched, coverage = match_signatures(sigs, match_names, species=data_species,
                                          min_coverage=min_coverage, obs_word=obs_word,
@@ -294,12 +304,8 @@ def score(
     ctx = ScoreContext(matched=matched, n_obs=source.shape[0], n_vars=source.shape[1],
                        var_names=pd.Index(var_names.astype(str)), stats=None,
                        random_state=random_state, obs_word=obs_word)
-    if source.is_lazy:  # decides one-pass scoring (run_method); spares a second read
-        ctx.extra["first_chunk_expressed"] = expressed_genes(first_indices, data,
-                                                             source.shape[1])
-    # a copy of the first chunk's rows for backed and dask data (120 MB at 1,500 values
-    # per row and 10,000 rows): not held while scoring
-    del indptr, first_indices, data
+    if first_expressed is not None:
+        ctx.extra["first_chunk_expressed"] = first_expressed
     result = run_method(meth, source, ctx, obs_names=adata.obs_names, chunk_size=int(chunk_size),
                         progress=progress, compute=compute)
     if not isinstance(result, pd.DataFrame):  # lazy dask result (compute=False)
