@@ -11,7 +11,7 @@ import pandas as pd
 from anndata import AnnData
 
 from .._version import __version__
-from ..pp._checks import detect_scale, scale_error
+from ..pp._checks import ScaleReport, detect_scale, scale_error
 from ..scoring import METHODS, MatrixSource, ScoreContext, run_method
 from ..scoring._runner import describe, expressed_genes
 from ..signatures._matching import match_signatures
@@ -122,12 +122,12 @@ def _to_data_species(sigs, data_species: str | None):
     return out, conv
 
 
-
 def _first_chunk_checks(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
-                        n_vars: int, lazy: bool) -> tuple[Any, np.ndarray | None]:
+                        n_vars: int, lazy: bool) -> tuple[ScaleReport, np.ndarray | None]:
     """The scale report of the first rows and, for lazy data, the genes they express."""
     report = detect_scale(data, len(indptr) - 1, n_vars)
     return report, expressed_genes(indices, data, n_vars) if lazy else None
+
 
 def score(
     adata: AnnData,
