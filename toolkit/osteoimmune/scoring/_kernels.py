@@ -575,7 +575,7 @@ def _aucell_key(s, code):
 
 
 @nb.njit(inline="always")
-def _aucell_row_keys(bits, indices, p0, p1, gene_code, keys, codes):
+def _aucell_row_keys(bits, indices, p0, p1, gene_code, keys, codes, unseen):
     """Keys of row ``p0:p1`` for the float32 AUCell kernel, in storage order.
 
     ``key = (-ascending integer of the float) << 32 | gene_code``: the high half orders
@@ -584,18 +584,30 @@ def _aucell_row_keys(bits, indices, p0, p1, gene_code, keys, codes):
     the keys with their counts), so that LLVM vectorises both: measured 2.1 against 6.3
     µs per row of 1,500 values for the single loop that skipped zeros as it went.
 
-    Returns ``(kmin, kmax, n_neg, n_skip, n_bad)``: the smallest and largest key, the
-    values with the sign bit set, the values that make the caller key the row again one
-    value at a time (zero, a gene never expressed, NaN or infinity) and the NaN or
-    infinite values.
+    With a non-empty ``unseen`` (int32 flag per gene), the first loop also counts the
+    row's values on flagged genes, from the index it has just loaded (one-pass scoring's
+    genes not seen yet): 0.5-0.9 µs per row on one thread, against 1.5 µs for a loop of
+    its own over the row's indices.
+
+    Returns ``(kmin, kmax, n_neg, n_skip, n_bad, n_unseen)``: the smallest and largest
+    key, the values with the sign bit set, the values that make the caller key the row
+    again one value at a time (zero, a gene never expressed, NaN or infinity), the NaN
+    or infinite values, and the values on ``unseen`` genes (0 when it is empty).
     """
     k = p1 - p0
     bb = bits[p0:p1]
     ii = indices[p0:p1]
     kk = keys[:k]
     cc = codes[:k]
-    for e in range(k):
-        cc[e] = gene_code[ii[e]]
+    n_w = 0  # values on genes flagged in ``unseen`` (empty: not counted)
+    if unseen.shape[0] > 0:
+        for e in range(k):
+            j = ii[e]
+            cc[e] = gene_code[j]
+            n_w += unseen[j]
+    else:
+        for e in range(k):
+            cc[e] = gene_code[ii[e]]
     kmin = np.int64(0x7FFFFFFFFFFFFFFF)
     kmax = np.int64(-0x7FFFFFFFFFFFFFFF - 1)
     n_neg = 0
@@ -613,7 +625,7 @@ def _aucell_row_keys(bits, indices, p0, p1, gene_code, keys, codes):
         n_neg += s < 0
         n_skip += (mag == 0) | (c < 0) | bad
         n_bad += bad
-    return kmin, kmax, n_neg, n_skip, n_bad
+    return kmin, kmax, n_neg, n_skip, n_bad, n_w
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)
@@ -628,8 +640,8 @@ def aucell_chunk_f32(indptr, indices, data, bits, kept_pos, perm_pos, perm_gene,
     ``watched`` (uint8 per row) let one-pass scoring mark the expressed genes without a
     second read of the chunk: ``watched[i]`` is set to 1 when row i stores a value on an
     unseen gene (zero or not; :func:`mark_watched_rows` then checks those rows alone),
-    else 0. Counted from the row's indices while the kernel holds them in the L1 cache.
-    Pass empty arrays to skip it.
+    else 0. Counted as the row's keys are built (:func:`_aucell_row_keys`). Pass empty
+    arrays to skip it.
 
     ``gene_code`` is ``2 * tie-break position + (gene is in a set)`` per gene, -1 for
     genes never expressed; ``gs_ptr``/``gs_set`` list the sets of each gene (CSR).
@@ -674,13 +686,9 @@ def aucell_chunk_f32(indptr, indices, data, bits, kept_pos, perm_pos, perm_gene,
         fill = np.empty(_N_BUCKETS, dtype=np.int64)
         for i in range(blk * _BLOCK, min(n_rows, (blk + 1) * _BLOCK)):
             p0, p1 = indptr[i], indptr[i + 1]
-            kmin, kmax, n_neg, n_skip, row_bad = _aucell_row_keys(
-                bits, indices, p0, p1, gene_code, keys, codes)
+            kmin, kmax, n_neg, n_skip, row_bad, n_w = _aucell_row_keys(
+                bits, indices, p0, p1, gene_code, keys, codes, unseen)
             if watch:
-                ii = indices[p0:p1]
-                n_w = 0
-                for e in range(p1 - p0):
-                    n_w += unseen[ii[e]]
                 watched[i] = n_w > 0
             n_bad += row_bad
             k = p1 - p0
