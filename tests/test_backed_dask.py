@@ -607,9 +607,9 @@ def _record_task_threads(monkeypatch) -> list:
         seen.append(("score", numba.get_num_threads(), None, None))
         return orig_call(self, ch)
 
-    def counted(self, ch, unseen=None):
+    def counted(self, ch, expressed=None):
         seen.append(("score", numba.get_num_threads(), None, None))
-        return orig_counted(self, ch, unseen)
+        return orig_counted(self, ch, expressed)
 
     monkeypatch.setattr(_runner, "gene_native_sum_update", native)
     monkeypatch.setattr(_runner.StatsAccumulator, "update", update)

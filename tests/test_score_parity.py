@@ -229,8 +229,8 @@ def test_aucell_float32_kernel_equals_general_kernel(set_size):
     no_watch = (np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.uint8))
     # genes to watch for (one-pass scoring's genes not seen yet): some stored on a few
     # rows, gene 7 only as zeros; the kernel flags the rows storing any of them
-    unseen = np.zeros(n_vars, dtype=np.int32)
-    unseen[[7, 11, 599]] = 1
+    seen = np.ones(n_vars, dtype=np.int32)
+    seen[[7, 11, 599]] = 0
     holds = np.array([np.isin(X.indices[X.indptr[i]:X.indptr[i + 1]], [7, 11, 599]).any()
                       for i in range(n_obs)])
     assert 0 < holds.sum() < n_obs
@@ -249,7 +249,7 @@ def test_aucell_float32_kernel_equals_general_kernel(set_size):
         watched = np.full(n_obs, 7, dtype=np.uint8)
         fast = aucell_chunk_f32(ip, X.indices, X.data, X.data.view(np.uint32), kept_pos,
                                 perm_pos, perm_gene, n_kept, n_up, ptr, genes, max_auc,
-                                *gene_codes(kept, perm_pos, ptr, genes), n_bad, unseen,
+                                *gene_codes(kept, perm_pos, ptr, genes), n_bad, seen,
                                 watched)
         assert np.array_equal(ref, fast), n_up
         assert np.array_equal(watched, holds.astype(np.uint8))

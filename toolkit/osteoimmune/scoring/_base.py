@@ -122,7 +122,7 @@ class ScoringMethod:
         """Raw output for one chunk (rows × n_out). Linear methods need not override."""
         raise NotImplementedError
 
-    def score_chunk_counted(self, chunk: Chunk, unseen: np.ndarray | None = None
+    def score_chunk_counted(self, chunk: Chunk, seen: np.ndarray | None = None
                             ) -> tuple[np.ndarray, int | None, np.ndarray | None]:
         """:meth:`score_chunk`, with what one-pass scoring can learn from the same read.
 
@@ -130,17 +130,17 @@ class ScoringMethod:
         ----------
         chunk
             The rows to score.
-        unseen
-            Optional int32 flag per gene, 1 for a gene not yet known to be expressed.
+        seen
+            Optional int32 flag per gene, 1 for a gene known to be expressed.
 
         Returns
         -------
         out, n_nonfinite, watched
             The raw output; the chunk's number of NaN and infinite values when the
             method's kernel counts them as it reads the values (one-pass scoring then
-            need not read them again for the check), else None; and, when ``unseen`` is
+            need not read them again for the check), else None; and, when ``seen`` is
             given and the kernel can use it, a uint8 flag per row, 1 where the row
-            stores a value on an unseen gene (the rows
+            stores a value on a gene not in ``seen`` (the rows
             :func:`~osteoimmune.scoring._kernels.mark_watched_rows` must check), else
             None.
         """

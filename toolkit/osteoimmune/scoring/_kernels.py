@@ -221,11 +221,11 @@ def mark_expressed(indptr, indices, data, seen):
 
 
 @nb.njit(nogil=True, cache=True)
-def mark_watched_rows(indptr, indices, data, watched, seen, unseen):
+def mark_watched_rows(indptr, indices, data, watched, seen):
     """Mark the expressed genes of the rows flagged in ``watched`` (by
-    :func:`aucell_chunk_f32`): ``seen[j] = 1`` and ``unseen[j] = 0`` for every unseen
-    gene j with a finite non-zero value there. One thread: rows holding a gene not seen
-    before are few once the first rows are marked. Returns the genes newly marked.
+    :func:`aucell_chunk_f32`): ``seen[j] = 1`` for every gene j not seen yet with a
+    finite non-zero value there. One thread: rows holding a gene not seen before are few
+    once the first rows are marked. Returns the genes newly marked.
     """
     new = 0
     for i in range(indptr.shape[0] - 1):
@@ -234,8 +234,7 @@ def mark_watched_rows(indptr, indices, data, watched, seen, unseen):
         for p in range(indptr[i], indptr[i + 1]):
             j = indices[p]
             x = data[p]
-            if unseen[j] != 0 and x != 0 and np.isfinite(x):
-                unseen[j] = 0
+            if seen[j] == 0 and x != 0 and np.isfinite(x):
                 seen[j] = 1
                 new += 1
     return new
@@ -575,7 +574,7 @@ def _aucell_key(s, code):
 
 
 @nb.njit(inline="always")
-def _aucell_row_keys(bits, indices, p0, p1, gene_code, keys, codes, unseen):
+def _aucell_row_keys(bits, indices, p0, p1, gene_code, keys, codes, seen):
     """Keys of row ``p0:p1`` for the float32 AUCell kernel, in storage order.
 
     ``key = (-ascending integer of the float) << 32 | gene_code``: the high half orders
@@ -584,27 +583,27 @@ def _aucell_row_keys(bits, indices, p0, p1, gene_code, keys, codes, unseen):
     the keys with their counts), so that LLVM vectorises both: measured 2.1 against 6.3
     µs per row of 1,500 values for the single loop that skipped zeros as it went.
 
-    With a non-empty ``unseen`` (int32 flag per gene), the first loop also counts the
-    row's values on flagged genes, from the index it has just loaded (one-pass scoring's
-    genes not seen yet): 0.5-0.9 µs per row on one thread, against 1.5 µs for a loop of
-    its own over the row's indices.
+    With a non-empty ``seen`` (int32 flag per gene: one-pass scoring's genes known to
+    be expressed), the first loop also counts the row's values on flagged genes, from
+    the index it has just loaded: 0.5-0.9 µs per row on one thread, against 1.5 µs for a
+    loop of its own over the row's indices.
 
-    Returns ``(kmin, kmax, n_neg, n_skip, n_bad, n_unseen)``: the smallest and largest
+    Returns ``(kmin, kmax, n_neg, n_skip, n_bad, n_seen)``: the smallest and largest
     key, the values with the sign bit set, the values that make the caller key the row
     again one value at a time (zero, a gene never expressed, NaN or infinity), the NaN
-    or infinite values, and the values on ``unseen`` genes (0 when it is empty).
+    or infinite values, and the values on ``seen`` genes (0 when it is empty).
     """
     k = p1 - p0
     bb = bits[p0:p1]
     ii = indices[p0:p1]
     kk = keys[:k]
     cc = codes[:k]
-    n_w = 0  # values on genes flagged in ``unseen`` (empty: not counted)
-    if unseen.shape[0] > 0:
+    n_seen = 0  # values on genes flagged in ``seen`` (empty: not counted)
+    if seen.shape[0] > 0:
         for e in range(k):
             j = ii[e]
             cc[e] = gene_code[j]
-            n_w += unseen[j]
+            n_seen += seen[j]
     else:
         for e in range(k):
             cc[e] = gene_code[ii[e]]
@@ -625,22 +624,22 @@ def _aucell_row_keys(bits, indices, p0, p1, gene_code, keys, codes, unseen):
         n_neg += s < 0
         n_skip += (mag == 0) | (c < 0) | bad
         n_bad += bad
-    return kmin, kmax, n_neg, n_skip, n_bad, n_w
+    return kmin, kmax, n_neg, n_skip, n_bad, n_seen
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)
 def aucell_chunk_f32(indptr, indices, data, bits, kept_pos, perm_pos, perm_gene, n_kept,
                      n_up, set_ptr, set_genes, max_auc, gene_code, gs_ptr, gs_set,
-                     n_nonfinite, unseen, watched):
+                     n_nonfinite, seen, watched):
     """:func:`aucell_chunk` for float32 data (``bits`` is ``data.view(np.uint32)``);
     also adds the chunk's NaN and infinite values to ``n_nonfinite[0]`` (one-pass
     scoring then need not read the values again to check them).
 
-    ``unseen`` (int32 per gene, 1 for a gene not yet known to be expressed) and
-    ``watched`` (uint8 per row) let one-pass scoring mark the expressed genes without a
-    second read of the chunk: ``watched[i]`` is set to 1 when row i stores a value on an
-    unseen gene (zero or not; :func:`mark_watched_rows` then checks those rows alone),
-    else 0. Counted as the row's keys are built (:func:`_aucell_row_keys`). Pass empty
+    ``seen`` (int32 per gene, 1 for a gene known to be expressed) and ``watched`` (uint8
+    per row) let one-pass scoring mark the expressed genes without a second read of the
+    chunk: ``watched[i]`` is set to 1 when row i stores a value on a gene not in
+    ``seen`` (zero or not; :func:`mark_watched_rows` then checks those rows alone), else
+    0. Counted as the row's keys are built (:func:`_aucell_row_keys`). Pass empty
     arrays to skip it.
 
     ``gene_code`` is ``2 * tie-break position + (gene is in a set)`` per gene, -1 for
@@ -666,7 +665,7 @@ def aucell_chunk_f32(indptr, indices, data, bits, kept_pos, perm_pos, perm_gene,
     out = np.zeros((n_rows, n_sets), dtype=np.float64)
     n_blocks = (n_rows + _BLOCK - 1) // _BLOCK
     bad = np.zeros(n_blocks, dtype=np.int64)
-    watch = unseen.shape[0] > 0
+    watch = seen.shape[0] > 0
     for blk in nb.prange(n_blocks):
         # per-gene ranks, needed only by rows that sort all their keys: allocated at the
         # first such row (zeroing a genes-long table for every block of rows cleared
@@ -686,10 +685,10 @@ def aucell_chunk_f32(indptr, indices, data, bits, kept_pos, perm_pos, perm_gene,
         fill = np.empty(_N_BUCKETS, dtype=np.int64)
         for i in range(blk * _BLOCK, min(n_rows, (blk + 1) * _BLOCK)):
             p0, p1 = indptr[i], indptr[i + 1]
-            kmin, kmax, n_neg, n_skip, row_bad, n_w = _aucell_row_keys(
-                bits, indices, p0, p1, gene_code, keys, codes, unseen)
+            kmin, kmax, n_neg, n_skip, row_bad, n_seen = _aucell_row_keys(
+                bits, indices, p0, p1, gene_code, keys, codes, seen)
             if watch:
-                watched[i] = n_w > 0
+                watched[i] = n_seen < p1 - p0
             n_bad += row_bad
             k = p1 - p0
             n_pos = k - n_neg

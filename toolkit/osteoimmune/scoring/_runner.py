@@ -101,10 +101,9 @@ class StatsAccumulator:
         self.estate = np.zeros((n_vars if expm1 else 1, 2))
         self.glob = np.array([0.0, 0.0, -np.inf, np.inf])
         self.native: np.ndarray | None = None  # level "native": data-precision sums
-        self.seen: np.ndarray | None = None  # level "expressed": genes with a value
-        # level "expressed": int32 1 - seen, for scoring kernels that watch for genes not
-        # seen yet (watch_table)
-        self.unseen: np.ndarray | None = None
+        # level "expressed": int32 flag per gene with a value (int32 for the scoring
+        # kernels' gathers, watch_table)
+        self.seen: np.ndarray | None = None
         self.n_unseen = n_vars
 
     def copy(self) -> StatsAccumulator:
@@ -120,25 +119,22 @@ class StatsAccumulator:
         chunks then look only for the others."""
         if self.level != "expressed":
             raise ValueError(f"seed_expressed is for level 'expressed', not {self.level!r}.")
-        seen = np.asarray(seen, dtype=np.uint8)
-        if seen.shape != (self.state.shape[0],):
-            raise ValueError(f"Expected {self.state.shape[0]} gene flags, got {seen.shape}.")
-        self.seen = seen.copy() if self.seen is None else np.maximum(self.seen, seen)
+        if np.shape(seen) != (self.state.shape[0],):
+            raise ValueError(f"Expected {self.state.shape[0]} gene flags, got "
+                             f"{np.shape(seen)}.")
+        self.seen = (np.asarray(seen) != 0).astype(np.int32)
         self.n_unseen = int(self.seen.size - np.count_nonzero(self.seen))
-        self.unseen = None
         self.state[:, 2] = self.seen
 
     def watch_table(self) -> np.ndarray | None:
         """For level ``"expressed"`` once some genes are marked and others are not: the
-        int32 flag per gene (1 = not seen yet) that a scoring kernel checks as it reads a
-        chunk (:meth:`ScoringMethod.score_chunk_counted`), so that :meth:`update` need
-        check only the rows it flags. None otherwise (then :meth:`update` scans the
-        chunk, or has nothing left to mark)."""
+        genes marked (:attr:`seen`), which a scoring kernel checks as it reads a chunk
+        (:meth:`ScoringMethod.score_chunk_counted`), so that :meth:`update` need check
+        only the rows it flags. None otherwise (then :meth:`update` scans the chunk, or
+        has nothing left to mark)."""
         if self.level != "expressed" or self.expm1 or self.seen is None or not self.n_unseen:
             return None
-        if self.unseen is None:
-            self.unseen = (self.seen == 0).astype(np.int32)
-        return self.unseen
+        return self.seen
 
     def update(self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
                n_nonfinite: int | None = None, watched: np.ndarray | None = None) -> None:
@@ -179,19 +175,18 @@ class StatsAccumulator:
         if not self.n_unseen:
             return  # every gene has a value: a chunk costs only the check above
         if watched is not None:
-            if self.unseen is None or self.seen is None:
+            if self.seen is None:
                 raise RuntimeError("Rows were watched without a watch table.")
             # a gene-filtered matrix has all but its rarest genes marked after its first
             # rows; the scoring kernel flagged the rows holding one of those, so only
             # they are read again (instead of every row until the rarest gene turns up:
             # in every dask block of the scale benchmark, 20-28 ms per 10,000 rows of
             # 1,500 values on one thread)
-            new = mark_watched_rows(indptr, indices, data, watched, self.seen, self.unseen)
+            new = mark_watched_rows(indptr, indices, data, watched, self.seen)
         else:
             if self.seen is None:
-                self.seen = np.zeros(self.state.shape[0], dtype=np.uint8)
+                self.seen = np.zeros(self.state.shape[0], dtype=np.int32)
             new = mark_expressed(indptr, indices, data, self.seen)
-            self.unseen = None  # rebuilt from seen when next asked for
         if new:
             self.n_unseen -= new
             self.state[:, 2] = self.seen
@@ -345,14 +340,14 @@ class ChunkScorer:
                 self.w_used = np.ascontiguousarray(self.w_dense[used])
                 self.w_dense = None
 
-    def counted(self, ch: Chunk, unseen: np.ndarray | None = None
+    def counted(self, ch: Chunk, seen: np.ndarray | None = None
                 ) -> tuple[np.ndarray, int | None, np.ndarray | None]:
         """The output, the chunk's NaN and infinite values when the method's kernel counts
-        them, and the rows holding an ``unseen`` gene when it looks for them
+        them, and the rows holding a gene not in ``seen`` when it looks for them
         (:meth:`ScoringMethod.score_chunk_counted`)."""
         if self.linear:
             return self(ch), None, None
-        return self.method.score_chunk_counted(ch, unseen)
+        return self.method.score_chunk_counted(ch, seen)
 
     def __call__(self, ch: Chunk) -> np.ndarray:
         if self.linear:

@@ -20,7 +20,7 @@ from ._base import GeneStats, ScoreContext, ScoringMethod
 from ._kernels import aucell_chunk, aucell_chunk_f32
 from ._source import Chunk
 
-#: an empty ``unseen`` table: the float32 kernel then does not look for unseen genes
+#: an empty ``seen`` table: the float32 kernel then does not look for unseen genes
 _NO_WATCH = np.zeros(0, dtype=np.int32)
 
 
@@ -125,19 +125,19 @@ class AUCell(ScoringMethod):
     def score_chunk(self, chunk: Chunk) -> np.ndarray:
         return self.score_chunk_counted(chunk)[0]
 
-    def score_chunk_counted(self, chunk: Chunk, unseen: np.ndarray | None = None
+    def score_chunk_counted(self, chunk: Chunk, seen: np.ndarray | None = None
                             ) -> tuple[np.ndarray, int | None, np.ndarray | None]:
         if chunk.data.dtype == np.float32 and self._n_kept < 2**31:
             n_nonfinite = np.zeros(1, dtype=np.int64)
-            watching = unseen is not None and unseen.size > 0
+            watching = seen is not None and seen.size > 0
             watched = np.empty(chunk.indptr.shape[0] - 1 if watching else 0, dtype=np.uint8)
             if not watching:
-                unseen = _NO_WATCH
+                seen = _NO_WATCH
             out = aucell_chunk_f32(chunk.indptr, chunk.indices, chunk.data,
                                    chunk.data.view(np.uint32), self._kept_pos, self._perm_pos,
                                    self._perm_gene, self._n_kept, self.n_up, self._ptr,
                                    self._genes, self._max_auc, self._gene_code,
-                                   self._gs_ptr, self._gs_set, n_nonfinite, unseen, watched)
+                                   self._gs_ptr, self._gs_set, n_nonfinite, seen, watched)
             return out, int(n_nonfinite[0]), watched if watching else None
         return aucell_chunk(chunk.indptr, chunk.indices, chunk.data, self._kept_pos,
                             self._perm_pos, self._n_kept, self.n_up, self._ptr, self._genes,
