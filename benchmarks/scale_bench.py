@@ -36,12 +36,18 @@
    workers' imports and, for ``oi_read``, the opening fell inside the figures.
    ``stage_process_s`` is the whole stage after the imports.
 
+   Every timed run is preceded by a plain read in the same regime (its *pair*;
+   ``--no-paired-reads`` turns this off). Identical runs on a shared 2-core machine
+   differ by up to 30 % and drift over minutes, so besides the ratio of the median
+   figures (``ratio_to_read``) each stage gets the median of its runs' ratios to their
+   paired reads (``ratio_to_paired_read``), in which slow drifts cancel.
+
 3. Prints a table and writes ``benchmarks/results/scale.json`` (machine, versions,
    configuration, figures, ratios of scoring time to the plain read).
 
 Usage::
 
-    python benchmarks/scale_bench.py                 # 1M cells (~12 GB file, ~15-25 min)
+    python benchmarks/scale_bench.py                 # 1M cells (~12 GB file, ~25-35 min)
     python benchmarks/scale_bench.py --n-cells 50000 # quick run
 
 Two page-cache regimes are measured (``--cache both``, the default):
@@ -517,6 +523,9 @@ def main(argv=None) -> None:
                     help="comma-separated stages to (re)run, e.g. dask_module,dask_aucell; "
                          "the other figures are kept from the existing --out file (same "
                          "data file and configuration)")
+    ap.add_argument("--no-paired-reads", dest="paired_reads", action="store_false",
+                    help="do not precede every timed run with a plain read (its pair: the "
+                         "run's ratio to it is recorded as ratio_to_paired_read)")
     ap.add_argument("--stage", help=argparse.SUPPRESS)
     ap.add_argument("--path", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -570,11 +579,27 @@ def main(argv=None) -> None:
             run_stage("read", args)  # untimed: every warm stage sees the file in cache
         for st in stages:
             print(f"stage {st} ({regime}) ...", flush=True)
-            runs = [run_stage(st, args, cold=cold) for _ in range(args.repeat)]
+            runs = []
+            for _ in range(args.repeat):
+                paired = run_stage("read", args, cold=cold) if args.paired_reads else None
+                run = run_stage(st, args, cold=cold)
+                if paired is not None:
+                    run["paired_read_s"] = paired["wall_s"]
+                runs.append(run)
             # the run with the median wall time; every run's wall time is kept
             runs.sort(key=lambda r: r["wall_s"])
             figures[st] = {**runs[(len(runs) - 1) // 2],
                            "wall_s_runs": [round(r["wall_s"], 2) for r in runs]}
+            if args.paired_reads:
+                # each run against the plain read just before it: slow drifts of the
+                # machine (other tenants, the page cache thinned out) then cancel
+                ratios = sorted(r["wall_s"] / r["paired_read_s"] for r in runs)
+                figures[st].pop("paired_read_s")
+                figures[st]["paired_read_s_runs"] = [round(r["paired_read_s"], 2)
+                                                     for r in runs]
+                figures[st]["ratio_to_paired_read_runs"] = [round(x, 2) for x in ratios]
+                figures[st]["ratio_to_paired_read"] = round(ratios[(len(ratios) - 1) // 2],
+                                                            2)
         read_s = figures["read"]["wall_s"]
         figures = {st: figures[st] for st in order if st in figures}
         for st, fig in figures.items():
@@ -595,13 +620,16 @@ def main(argv=None) -> None:
                    "chunk_size": args.chunk_size, "n_signatures": N_SIGNATURES,
                    "signature_size": SIG_SIZE, "methods": methods,
                    "dask_workers": args.n_workers, "dask_threads_per_worker": 1,
-                   "repeats_per_stage": args.repeat,
+                   "repeats_per_stage": args.repeat, "paired_reads": args.paired_reads,
                    "page_cache": {"warm": "a warm-up read precedes the timed stages",
                                   "cold": "file evicted (POSIX_FADV_DONTNEED) before "
                                           "every stage"}},
         "notes": ("Each figure is the run with the median wall time of repeats_per_stage runs "
                   "(wall_s_runs lists them all; this machine's timings vary by up to 20-30 % "
-                  "between identical runs). "
+                  "between identical runs). With paired_reads, every run follows a plain "
+                  "read in the same regime; ratio_to_paired_read is the median of the runs' "
+                  "ratios to their paired reads (paired_read_s_runs, "
+                  "ratio_to_paired_read_runs), in which the machine's slow drifts cancel. "
                   "peak_rss_tree_mb (RSS of the stage process and all its children, sampled "
                   "every 0.1 s) is the memory figure. ru_maxrss_self_mb inherits the "
                   "high-water mark of the parent benchmark process across fork (the data "
@@ -618,11 +646,13 @@ def main(argv=None) -> None:
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     for regime, figures in all_figures.items():
         print(f"\n{regime} page cache")
-        print(f"{'stage':<16}{'wall s':>9}{'x read':>8}{'x dask read':>12}"
+        print(f"{'stage':<16}{'wall s':>9}{'x read':>8}{'x paired':>10}{'x dask read':>12}"
               f"{'peak RSS tree MiB':>19}{'driver MiB':>12}{'children MiB':>14}")
         for st, fig in figures.items():
             dr = fig.get("ratio_to_dask_read")
+            pr = fig.get("ratio_to_paired_read")
             print(f"{st:<16}{fig['wall_s']:>9.1f}{fig['ratio_to_read']:>8.2f}"
+                  f"{(f'{pr:.2f}' if pr is not None else ''):>10}"
                   f"{(f'{dr:.2f}' if dr is not None else ''):>12}"
                   f"{fig['peak_rss_tree_mb']:>19.0f}{fig['ru_maxrss_self_mb']:>12.0f}"
                   f"{fig['ru_maxrss_children_mb']:>14.0f}")
